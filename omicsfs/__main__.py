@@ -1,0 +1,3 @@
+from omicsfs.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""The one entry point: ``omicsfs serve | admin`` (``mount``, ``unmount``, ``demo`` follow)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _size(text: str) -> int:
+    """Byte counts with optional binary suffixes: 65536, 64K, 1M, 100MiB."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    factor = 1
+    if cleaned and cleaned[-1] in units:
+        factor = units[cleaned[-1]]
+        cleaned = cleaned[:-1]
+    try:
+        value = int(cleaned) * factor
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("a size must be positive")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omicsfs", description="AWS HealthOmics stores as a filesystem, and a local HealthOmics service."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the local HealthOmics storage service")
+    serve.add_argument("--data-dir", type=Path, help="state and files (default ~/.local/share/omicsfs/service)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    serve.add_argument("--port", type=int, default=0, help="port (0 picks a free one; default 0)")
+    serve.add_argument("--part-size", type=_size, default=104_857_600,
+                       help="partSize of stored files in bytes (default 104857600, as AWS)")
+    serve.add_argument("--s3-root", type=Path, help="folder standing in for S3 (default DATA_DIR/s3)")
+    serve.add_argument("--processing-delay", type=float, default=0.2,
+                       help="seconds before uploads and jobs progress (default 0.2)")
+    serve.add_argument("--faults", default="", help="fault injection spec, e.g. 'seed=1;throttle=0.2'")
+    serve.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper)
+
+    admin = commands.add_parser("admin", help="talk to a running local service's admin routes")
+    admin.add_argument("--endpoint-url", required=True, help="the service's URL")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    archive = admin_commands.add_parser("archive", help="move an ACTIVE read set to ARCHIVED")
+    archive.add_argument("sequence_store_id")
+    archive.add_argument("read_set_id")
+    admin_commands.add_parser("stats", help="print request counts per operation")
+    faults = admin_commands.add_parser("faults", help="replace the fault injection spec")
+    faults.add_argument("spec")
+    admin_commands.add_parser("drain", help="wait until background processing and jobs are idle")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "admin":
+        return _admin(args)
+    raise AssertionError(args.command)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from omicsfs.localservice.context import ServiceConfig
+    from omicsfs.localservice.faults import Faults, FaultSpecError
+    from omicsfs.localservice.server import default_data_dir, serve
+
+    try:
+        faults = Faults.parse(args.faults)
+    except FaultSpecError as exc:
+        print(f"omicsfs serve: --faults: {exc}", file=sys.stderr)
+        return 2
+    data_dir = (args.data_dir or default_data_dir()).resolve()
+    config = ServiceConfig(
+        data_dir=data_dir,
+        s3_root=(args.s3_root or data_dir / "s3").resolve(),
+        part_size=args.part_size,
+        processing_delay=args.processing_delay,
+    )
+    try:
+        return serve(config, args.host, args.port, faults, args.log_level)
+    except OSError as exc:
+        print(f"omicsfs serve: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+
+
+def _admin(args: argparse.Namespace) -> int:
+    base = args.endpoint_url.rstrip("/") + "/_omicsfs"
+    if args.admin_command == "archive":
+        request = urllib.request.Request(
+            f"{base}/archive/{args.sequence_store_id}/{args.read_set_id}", method="POST"
+        )
+    elif args.admin_command == "stats":
+        request = urllib.request.Request(f"{base}/stats")
+    elif args.admin_command == "faults":
+        request = urllib.request.Request(f"{base}/faults", data=args.spec.encode(), method="PUT")
+    else:
+        request = urllib.request.Request(f"{base}/drain", method="POST")
+    try:
+        with urllib.request.urlopen(request) as response:
+            print(json.dumps(json.load(response), indent=2))
+        return 0
+    except urllib.error.HTTPError as exc:
+        print(f"omicsfs admin: {exc.code}: {exc.read().decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"omicsfs admin: cannot reach {args.endpoint_url}: {exc.reason}", file=sys.stderr)
+        return 1

@@ -1,0 +1,13 @@
+"""The local HealthOmics storage service (``omicsfs serve``).
+
+Where things live:
+- ``protocol``: routing, request parsing/validation and response serialization, all derived from
+  botocore's own ``omics`` service model so a route or a constraint cannot drift from the client.
+- ``errors``: the modeled error shapes.
+- ``state``: SQLite persistence; ``blobs``: the bytes of read sets, references and upload parts.
+- ``operations/``: one module per resource family, one function per API operation.
+- ``processing``: what the service does to uploaded/imported files (format checks, BAI/CRAI/FAI
+  indexes, counts, etags) with pysam/htslib.
+- ``jobs``: background workers (upload processing, import/export/activation jobs).
+- ``faults``: reproducible fault injection; ``app``: the ASGI app; ``server``: process lifecycle.
+"""

@@ -1,0 +1,325 @@
+"""The ASGI application: HTTP in, modeled operation, HTTP out.
+
+A request goes: route (from the model) → count → faults → parse and validate (from the model) →
+idempotency replay → operation → serialize (from the model). Errors become the rest-json error
+shape botocore parses: the HTTP status of the modeled error, ``x-amzn-ErrorType`` and a body of
+``{"__type", "message"}`` (digest §3.9). Nothing escapes as a bare 500: an unexpected exception
+is logged and answered as ``InternalServerException``.
+
+Loopback-only admin routes live under ``/_omicsfs/`` (no model path starts with an underscore):
+request counts, fault control, archiving a read set, and waiting for background work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from omicsfs.localservice import operations as _operations  # noqa: F401  (registers operations)
+from omicsfs.localservice import workers
+from omicsfs.localservice.context import OPERATIONS, Call, Service, Stream
+from omicsfs.localservice.errors import (
+    ConflictException,
+    InternalServerException,
+    ServiceError,
+)
+from omicsfs.localservice.faults import Faults, FaultSpecError
+from omicsfs.localservice.protocol import Router, parse_request, serialize_output, service_model
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+STREAM_CHUNK = 1024 * 1024
+IDEMPOTENT_OPERATIONS = frozenset(
+    {
+        "CreateSequenceStore",
+        "UpdateSequenceStore",
+        "CreateReferenceStore",
+        "CreateMultipartReadSetUpload",
+        "StartReadSetImportJob",
+        "StartReadSetExportJob",
+        "StartReadSetActivationJob",
+        "StartReferenceImportJob",
+    }
+)
+
+
+class InjectedDisconnect(Exception):
+    """Raised mid-response to drop the connection for a ``cut``/``reset`` fault."""
+
+
+class _HideInjectedDisconnects(logging.Filter):
+    """uvicorn logs an app exception after the response started; ours are deliberate."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, InjectedDisconnect)
+
+
+logging.getLogger("uvicorn.error").addFilter(_HideInjectedDisconnects())
+
+
+class RequestStats:
+    """Per-operation request and error counts, for tests that assert what a client did."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, int] = defaultdict(int)
+        self.errors: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.bytes_sent: dict[str, int] = defaultdict(int)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "errors": {op: dict(codes) for op, codes in self.errors.items()},
+            "bytesSent": dict(self.bytes_sent),
+        }
+
+
+class LocalServiceApp:
+    """ASGI callable serving the 41 storage operations of one Service."""
+
+    def __init__(self, service: Service, faults: Faults | None = None) -> None:
+        self.service = service
+        self.faults = faults or Faults()
+        self.router = Router()
+        self.stats = RequestStats()
+        self.model = service_model()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                workers.resume(self.service)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.service.cancel_background()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- the AWS API ---------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = str(uuid.uuid4())
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        path = raw_path.decode("latin-1").split("?", 1)[0]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if path.startswith("/_omicsfs/"):
+            await self._admin(scope, receive, send, path, headers)
+            return
+        match = self.router.match(scope["method"], path)
+        if match is None:
+            await _send_json(
+                send,
+                404,
+                {"__type": "UnknownOperationException", "message": f"No operation at {scope['method']} {path}"},
+                request_id,
+                error="UnknownOperationException",
+            )
+            return
+        op, labels = match
+        self.stats.requests[op.name] += 1
+        try:
+            body_fault = await self.faults.before(op.name)
+            query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            streaming = op.name == "UploadReadSetPart"
+            body = b"" if streaming else await _read_body(receive)
+            params = parse_request(op, labels, query, headers, body)
+            if streaming:
+                params["_payload"] = _body_chunks(receive)
+                length = headers.get("content-length")
+                params["_contentLength"] = int(length) if length and length.isdigit() else None
+            call = Call(op.name, _region(headers, self.service.config.default_region), request_id)
+            result = await self._invoke(op.name, call, params)
+            if isinstance(result, Stream):
+                await self._send_stream(send, op.name, result, body_fault, request_id)
+            else:
+                status = op.http.get("responseCode", 200)
+                await _send_raw(send, status, serialize_output(op, result or {}), request_id)
+        except ServiceError as exc:
+            self.stats.errors[op.name][exc.code] += 1
+            await _send_error(send, exc, request_id)
+        except InjectedDisconnect:
+            raise
+        except Exception:
+            log.exception("%s failed (request %s)", op.name, request_id)
+            self.stats.errors[op.name]["InternalServerException"] += 1
+            await _send_error(
+                send, InternalServerException(f"Internal error; request ID {request_id}"), request_id
+            )
+
+    async def _invoke(self, name: str, call: Call, params: dict[str, Any]) -> Any:
+        token = params.get("clientToken")
+        if token is None or name not in IDEMPOTENT_OPERATIONS:
+            return await OPERATIONS[name](self.service, call, params)
+        request_hash = hashlib.sha256(
+            json.dumps({k: v for k, v in params.items() if k != "clientToken"}, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        seen = self.service.state.idempotent_response(name, token)
+        if seen is not None:
+            if seen[0] != request_hash:
+                raise ConflictException(
+                    f"clientToken {token} was already used with different parameters."
+                )
+            return json.loads(seen[1])
+        result = await OPERATIONS[name](self.service, call, params)
+        self.service.state.remember_response(name, token, request_hash, json.dumps(result))
+        return result
+
+    async def _send_stream(
+        self, send: Send, name: str, stream: Stream, fault: str | None, request_id: str
+    ) -> None:
+        """Streams a file range from disk in 1 MiB chunks: a 100 MiB part is never in memory."""
+        length = stream.length
+        declared = length // 2 if fault == "short" else length
+        to_send = length // 2 if fault in ("short", "cut") else length
+        headers = [
+            (b"content-type", b"application/octet-stream"),
+            (b"content-length", str(declared).encode()),
+            (b"x-amzn-requestid", request_id.encode()),
+            *((k.lower().encode(), v.encode()) for k, v in stream.headers.items()),
+        ]
+        fd = os.open(stream.path, os.O_RDONLY)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            if fault == "reset":
+                raise InjectedDisconnect(name)
+            offset, remaining = stream.offset, to_send
+            while remaining > 0:
+                chunk = os.pread(fd, min(STREAM_CHUNK, remaining), offset)
+                if not chunk:
+                    break
+                offset += len(chunk)
+                remaining -= len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            self.stats.bytes_sent[name] += to_send - remaining
+            if fault == "cut":
+                raise InjectedDisconnect(name)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            os.close(fd)
+
+    # -- admin ---------------------------------------------------------------------------------
+
+    async def _admin(
+        self, scope: Scope, receive: Receive, send: Send, path: str, headers: dict[str, str]
+    ) -> None:
+        client = (scope.get("client") or ("",))[0]
+        request_id = str(uuid.uuid4())
+        if not (client.startswith("127.") or client == "::1"):
+            await _send_json(send, 403, {"message": "admin routes answer loopback clients only"}, request_id)
+            return
+        method = scope["method"]
+        body = await _read_body(receive)
+        parts = path.strip("/").split("/")[1:]
+        if parts == ["stats"] and method == "GET":
+            snapshot = self.stats.snapshot()
+            snapshot["faults"] = {"spec": self.faults.spec, "injected": dict(self.faults.injected)}
+            await _send_json(send, 200, snapshot, request_id)
+        elif parts == ["stats", "reset"] and method == "POST":
+            self.stats = RequestStats()
+            await _send_json(send, 200, {}, request_id)
+        elif parts == ["faults"] and method == "PUT":
+            try:
+                self.faults = Faults.parse(body.decode())
+            except FaultSpecError as exc:
+                await _send_json(send, 400, {"message": str(exc)}, request_id)
+                return
+            await _send_json(send, 200, {"spec": self.faults.spec}, request_id)
+        elif parts == ["drain"] and method == "POST":
+            await self.service.drain()
+            await _send_json(send, 200, {}, request_id)
+        elif len(parts) == 3 and parts[0] == "archive" and method == "POST":
+            try:
+                doc = archive_read_set(self.service, parts[1], parts[2])
+            except ServiceError as exc:
+                await _send_error(send, exc, request_id)
+                return
+            await _send_json(send, 200, {"id": doc["id"], "status": doc["status"]}, request_id)
+        else:
+            await _send_json(send, 404, {"message": f"no admin route {method} {path}"}, request_id)
+
+
+def archive_read_set(service: Service, store_id: str, read_set_id: str) -> dict[str, Any]:
+    """Moves an ACTIVE read set to ARCHIVED, standing in for the real service's 30-day timer."""
+    service.require("sequenceStore", store_id)
+    doc = service.require("readSet", read_set_id, parent=store_id)
+    if doc["status"] != "ACTIVE":
+        raise ConflictException(f"Read set {read_set_id} is {doc['status']}, not ACTIVE.")
+    doc["status"] = "ARCHIVED"
+    service.state.put("readSet", read_set_id, doc, parent=store_id)
+    return doc
+
+
+def _region(headers: dict[str, str], default: str) -> str:
+    """The region the client signed for (``Credential=AKID/DATE/REGION/omics/aws4_request``)."""
+    auth = headers.get("authorization", "")
+    _, _, credential = auth.partition("Credential=")
+    fields = credential.split(",", 1)[0].split("/")
+    return fields[2] if len(fields) >= 5 and fields[2] else default
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InternalServerException("The client disconnected during the upload.")
+        body = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body"):
+            return
+
+
+async def _send_raw(send: Send, status: int, body: bytes, request_id: str) -> None:
+    headers = [(b"x-amzn-requestid", request_id.encode()), (b"content-length", str(len(body)).encode())]
+    if body:
+        headers.append((b"content-type", b"application/json"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_json(
+    send: Send, status: int, document: Any, request_id: str, error: str | None = None
+) -> None:
+    body = json.dumps(document).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-amzn-requestid", request_id.encode()),
+    ]
+    if error:
+        headers.append((b"x-amzn-errortype", error.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, exc: ServiceError, request_id: str) -> None:
+    await _send_json(
+        send, exc.status, {"__type": exc.code, "message": exc.message}, request_id, error=exc.code
+    )

@@ -1,0 +1,84 @@
+"""The modeled HealthOmics error shapes, raised by operations and serialized by the app.
+
+botocore picks the exception class from the error code alone (``x-amzn-ErrorType`` / ``__type``)
+and never from the HTTP status, so the code must be exactly the model's shape name: the API
+reference's ``InternalServerError`` would surface as a generic ClientError (digest §7.1).
+The HTTP statuses are checked against the model by ``tests/service/test_protocol.py``.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """An error the service returns to the client as a modeled exception."""
+
+    code = "InternalServerException"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationException(ServiceError):
+    code = "ValidationException"
+    status = 400
+
+
+class ServiceQuotaExceededException(ServiceError):
+    code = "ServiceQuotaExceededException"
+    status = 402
+
+
+class AccessDeniedException(ServiceError):
+    code = "AccessDeniedException"
+    status = 403
+
+
+class ResourceNotFoundException(ServiceError):
+    code = "ResourceNotFoundException"
+    status = 404
+
+
+class NotSupportedOperationException(ServiceError):
+    code = "NotSupportedOperationException"
+    status = 405
+
+
+class RequestTimeoutException(ServiceError):
+    code = "RequestTimeoutException"
+    status = 408
+
+
+class ConflictException(ServiceError):
+    code = "ConflictException"
+    status = 409
+
+
+class RangeNotSatisfiableException(ServiceError):
+    code = "RangeNotSatisfiableException"
+    status = 416
+
+
+class ThrottlingException(ServiceError):
+    code = "ThrottlingException"
+    status = 429
+
+
+class InternalServerException(ServiceError):
+    code = "InternalServerException"
+    status = 500
+
+
+ALL_ERRORS: tuple[type[ServiceError], ...] = (
+    ValidationException,
+    ServiceQuotaExceededException,
+    AccessDeniedException,
+    ResourceNotFoundException,
+    NotSupportedOperationException,
+    RequestTimeoutException,
+    ConflictException,
+    RangeNotSatisfiableException,
+    ThrottlingException,
+    InternalServerException,
+)

@@ -1,0 +1,67 @@
+"""Running the service as a process: bind, announce the endpoint, serve until a signal.
+
+The socket is bound before uvicorn starts so that ``--port 0`` can be resolved and printed as the
+first line of stdout (``omicsfs local service listening on http://127.0.0.1:PORT``); fixtures
+and scripts read that line instead of guessing ports. uvicorn handles SIGINT/SIGTERM itself:
+it stops accepting, finishes in-flight requests and runs the lifespan shutdown, which cancels
+background work (a restart resumes it).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from omicsfs.localservice.app import LocalServiceApp
+from omicsfs.localservice.context import Service, ServiceConfig
+from omicsfs.localservice.faults import Faults
+
+log = logging.getLogger(__name__)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def endpoint_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def serve(config: ServiceConfig, host: str, port: int, faults: Faults, log_level: str) -> int:
+    sock = bind(host, port)
+    url = endpoint_url(sock)
+    app = LocalServiceApp(Service(config), faults)
+    print(f"omicsfs local service listening on {url}", flush=True)
+    print(f"  data dir: {config.data_dir}  s3 root: {config.s3_root}", flush=True)
+    uv_config = uvicorn.Config(
+        app,
+        log_level=log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        # One long GetReadSet must not starve the others: keep-alive, big buffers.
+        timeout_keep_alive=60,
+        h11_max_incomplete_event_size=None,
+    )
+    server = uvicorn.Server(uv_config)
+    server.run(sockets=[sock])
+    log.info("local service at %s stopped", url)
+    return 0
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "omicsfs" / "service"
+
+
+__all__ = ["default_data_dir", "endpoint_url", "serve", "sys"]
