@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ class RunningService:
             self.process.kill()
             raise RuntimeError(f"service did not start: {first!r}")
         self.url = first.split()[-1]
+        # Keep reading stdout so the service can never block on a full pipe.
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()
 
     def client(self, **config: Any) -> Any:
         return boto3.client(

@@ -4,9 +4,10 @@ These are pure functions of files on disk (no database), run in worker threads b
 htslib does the genomics through pysam; there is no hand-written BAM, CRAM or FASTA parsing.
 
 Fidelity notes (also in README "What the local service does not emulate"):
-- Like the real service, BAM, uBAM and CRAM read sets gain an ``@CO`` header line naming the
-  sequence store and the ingestion time, so the stored bytes differ from the uploaded ones
-  (research/healthomics-ecosystem.md §2.3).
+- Like the real service, BAM and uBAM read sets gain an ``@CO`` header line naming the sequence
+  store and the ingestion time, so the stored bytes differ from the uploaded ones
+  (research/healthomics-ecosystem.md §2.3). CRAM is stored as uploaded: ``samtools reheader``
+  on CRAM writes to the process's stdout, which a server cannot share.
 - The etag is the store's hash family over the *stored bytes* of each source. The real service
   hashes the decompressed FASTQ, or the alignment section rendered as SAM, so values differ.
 - ``sequenceInformation.alignment`` is ``ALIGNED`` for BAM/CRAM with @SQ lines and ``UNALIGNED``
@@ -99,7 +100,8 @@ def process_read_set(
                 f"SOURCE1 is not a {file_type} file (expected {_describe(expected)}, found "
                 f"{_describe(found)})"
             )
-        _add_provenance(sources["source1"], provenance, reference_fasta)
+        if expected == "BAM":
+            _add_provenance(sources["source1"], provenance, reference_fasta)
         aligned = _has_sq_lines(sources["source1"], reference_fasta)
         if file_type != "UBAM" and _build_index(sources["source1"], index_path, file_type):
             result.index = index_path
@@ -164,9 +166,8 @@ def _add_provenance(path: Path, provenance: str, reference_fasta: Path | None) -
         new_header = tmp_sibling(path).with_suffix(".header.sam")
         new_header.write_text(str(pysam.AlignmentHeader.from_dict(header)))
         tmp = tmp_sibling(path)
-        with open(tmp, "wb") as out:
-            # `samtools reheader` rewrites only the header and copies the rest block for block.
-            out.write(pysam.samtools.reheader(str(new_header), str(path), catch_stdout=True))
+        # `samtools reheader` rewrites only the header and copies the rest block for block.
+        pysam.samtools.reheader(str(new_header), str(path), save_stdout=str(tmp))
         new_header.unlink()
         commit_file(tmp, path)
     except (OSError, ValueError, pysam.utils.SamtoolsError) as exc:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -21,6 +21,16 @@ from omicsfs.localservice.context import Service, ServiceConfig
 from omicsfs.localservice.faults import Faults
 
 log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a caught SIGINT/SIGTERM after its graceful shutdown, which turns a clean
+    stop into death-by-signal; a stop we asked for should exit 0."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        log.info("signal %d: shutting down", sig)
+        self._captured_signals.clear()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -54,7 +64,7 @@ def serve(config: ServiceConfig, host: str, port: int, faults: Faults, log_level
         timeout_keep_alive=60,
         h11_max_incomplete_event_size=None,
     )
-    server = uvicorn.Server(uv_config)
+    server = _Server(uv_config)
     server.run(sockets=[sock])
     log.info("local service at %s stopped", url)
     return 0
@@ -63,5 +73,3 @@ def serve(config: ServiceConfig, host: str, port: int, faults: Faults, log_level
 def default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "omicsfs" / "service"
 
-
-__all__ = ["default_data_dir", "endpoint_url", "serve", "sys"]
