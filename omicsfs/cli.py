@@ -37,14 +37,24 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the local HealthOmics storage service")
-    serve.add_argument("--data-dir", type=Path, help="state and files (default ~/.local/share/omicsfs/service)")
+    serve.add_argument(
+        "--data-dir", type=Path, help="state and files (default ~/.local/share/omicsfs/service)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     serve.add_argument("--port", type=int, default=0, help="port (0 picks a free one; default 0)")
-    serve.add_argument("--part-size", type=_size, default=104_857_600,
-                       help="partSize of stored files in bytes (default 104857600, as AWS)")
+    serve.add_argument(
+        "--part-size",
+        type=_size,
+        default=104_857_600,
+        help="partSize of stored files in bytes (default 104857600, as AWS)",
+    )
     serve.add_argument("--s3-root", type=Path, help="folder standing in for S3 (default DATA_DIR/s3)")
-    serve.add_argument("--processing-delay", type=float, default=0.2,
-                       help="seconds before uploads and jobs progress (default 0.2)")
+    serve.add_argument(
+        "--processing-delay",
+        type=float,
+        default=0.2,
+        help="seconds before uploads and jobs progress (default 0.2)",
+    )
     serve.add_argument("--faults", default="", help="fault injection spec, e.g. 'seed=1;throttle=0.2'")
     serve.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper)
 

@@ -46,7 +46,7 @@ class RunningService:
             region_name="us-west-2",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
-            config=Config(inject_host_prefix=False, retries={"max_attempts": 1}, **config),
+            config=Config(**{"inject_host_prefix": False, "retries": {"total_max_attempts": 1}, **config}),
         )
 
     def admin(self, method: str, route: str, body: bytes | None = None) -> Any:

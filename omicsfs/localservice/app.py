@@ -128,7 +128,10 @@ class LocalServiceApp:
             await _send_json(
                 send,
                 404,
-                {"__type": "UnknownOperationException", "message": f"No operation at {scope['method']} {path}"},
+                {
+                    "__type": "UnknownOperationException",
+                    "message": f"No operation at {scope['method']} {path}",
+                },
                 request_id,
                 error="UnknownOperationException",
             )
@@ -169,14 +172,14 @@ class LocalServiceApp:
         if token is None or name not in IDEMPOTENT_OPERATIONS:
             return await OPERATIONS[name](self.service, call, params)
         request_hash = hashlib.sha256(
-            json.dumps({k: v for k, v in params.items() if k != "clientToken"}, sort_keys=True, default=str).encode()
+            json.dumps(
+                {k: v for k, v in params.items() if k != "clientToken"}, sort_keys=True, default=str
+            ).encode()
         ).hexdigest()
         seen = self.service.state.idempotent_response(name, token)
         if seen is not None:
             if seen[0] != request_hash:
-                raise ConflictException(
-                    f"clientToken {token} was already used with different parameters."
-                )
+                raise ConflictException(f"clientToken {token} was already used with different parameters.")
             return json.loads(seen[1])
         result = await OPERATIONS[name](self.service, call, params)
         self.service.state.remember_response(name, token, request_hash, json.dumps(result))

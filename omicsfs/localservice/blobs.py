@@ -17,7 +17,7 @@ import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from omicsfs.localservice.errors import ValidationException
@@ -75,7 +75,7 @@ class Blobs:
 
     # -- start-up ----------------------------------------------------------------------------
 
-    def sweep_orphans(self, known: dict[str, Iterable[str]], live_uploads: Iterable[str]) -> None:
+    def sweep_orphans(self, known: Mapping[str, Iterable[str]], live_uploads: Iterable[str]) -> None:
         """Deletes blob folders and upload folders that no database row owns (a crash's debris)."""
         for kind, ids in known.items():
             wanted = set(ids)

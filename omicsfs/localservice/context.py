@@ -86,9 +86,7 @@ class Service:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.state = State(config.data_dir / "state.sqlite3")
         self.blobs = Blobs(config.data_dir, config.s3_root)
-        self._token_key = bytes.fromhex(
-            self.state.setting("pagination_key", secrets.token_hex(32))
-        )
+        self._token_key = bytes.fromhex(self.state.setting("pagination_key", secrets.token_hex(32)))
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- time, ARNs --------------------------------------------------------------------------
@@ -157,9 +155,7 @@ class Service:
         token = params.get("nextToken")
         if token is not None:
             after = self._open_token(token, scope)
-            start = next(
-                (i for i, item in enumerate(items) if key(item) > after), len(items)
-            )
+            start = next((i for i, item in enumerate(items) if key(item) > after), len(items))
         page = items[start : start + limit]
         more = start + limit < len(items)
         return page, (self._make_token(scope, key(page[-1])) if more and page else None)

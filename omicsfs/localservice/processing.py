@@ -209,7 +209,7 @@ def _count_fastq(path: Path, name: str) -> tuple[int, int]:
                 if record.quality is None:
                     raise InvalidInput(f"{name.upper()} holds FASTA records, not FASTQ")
                 reads += 1
-                bases += len(record.sequence)
+                bases += len(record.sequence or "")
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"{name.upper()} is not valid gzip FASTQ: {exc}") from None
     if reads == 0:

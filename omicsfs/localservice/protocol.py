@@ -189,7 +189,7 @@ def parse_request(
             if not values:
                 continue
             if member.type_name == "list":
-                params[name] = [_parse_scalar(member.member, v, name) for v in values]
+                params[name] = [_parse_scalar(member.member, v, name) for v in values]  # type: ignore[attr-defined]
             else:
                 params[name] = _parse_scalar(member, values[-1], name)
         elif location == "header":
@@ -334,9 +334,7 @@ def validate(shape: Shape, value: Any, operation: str, path: str) -> None:
     if kind == "string":
         enum = meta.get("enum")
         if enum and value not in enum:
-            raise ValidationException(
-                f"Value '{value}' at '{label}' must be one of: {', '.join(enum)}"
-            )
+            raise ValidationException(f"Value '{value}' at '{label}' must be one of: {', '.join(enum)}")
         _check_length(shape, value, label)
         pattern = meta.get("pattern")
         if pattern and not _compiled(pattern).fullmatch(value):

@@ -72,4 +72,3 @@ def serve(config: ServiceConfig, host: str, port: int, faults: Faults, log_level
 
 def default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "omicsfs" / "service"
-

@@ -88,15 +88,11 @@ class State:
     # -- resources -------------------------------------------------------------------------
 
     def get(self, kind: str, ident: str) -> dict[str, Any] | None:
-        row = self.db.execute(
-            "SELECT doc FROM resources WHERE kind = ? AND id = ?", (kind, ident)
-        ).fetchone()
+        row = self.db.execute("SELECT doc FROM resources WHERE kind = ? AND id = ?", (kind, ident)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def exists(self, kind: str, ident: str) -> bool:
-        row = self.db.execute(
-            "SELECT 1 FROM resources WHERE kind = ? AND id = ?", (kind, ident)
-        ).fetchone()
+        row = self.db.execute("SELECT 1 FROM resources WHERE kind = ? AND id = ?", (kind, ident)).fetchone()
         return row is not None
 
     def put(self, kind: str, ident: str, doc: dict[str, Any], parent: str | None = None) -> None:
@@ -111,12 +107,10 @@ class State:
     def delete(self, kind: str, ident: str) -> None:
         self.db.execute("DELETE FROM resources WHERE kind = ? AND id = ?", (kind, ident))
 
-    def list(self, kind: str, parent: str | None = None) -> list[dict[str, Any]]:
+    def docs(self, kind: str, parent: str | None = None) -> list[dict[str, Any]]:
         """All resources of a kind (in one store), oldest first, ties broken by ID."""
         if parent is None:
-            rows = self.db.execute(
-                "SELECT doc FROM resources WHERE kind = ? ORDER BY created, id", (kind,)
-            )
+            rows = self.db.execute("SELECT doc FROM resources WHERE kind = ? ORDER BY created, id", (kind,))
         else:
             rows = self.db.execute(
                 "SELECT doc FROM resources WHERE kind = ? AND parent = ? ORDER BY created, id",
@@ -139,9 +133,7 @@ class State:
 
     # -- upload parts ----------------------------------------------------------------------
 
-    def put_part(
-        self, upload_id: str, source: str, number: int, size: int, checksum: str, now: str
-    ) -> None:
+    def put_part(self, upload_id: str, source: str, number: int, size: int, checksum: str, now: str) -> None:
         self.db.execute(
             "INSERT INTO upload_parts VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (upload_id, source, number) DO UPDATE SET "
@@ -150,7 +142,9 @@ class State:
         )
 
     def parts(self, upload_id: str, source: str | None = None) -> list[dict[str, Any]]:
-        query = "SELECT source, number, size, checksum, created, updated FROM upload_parts WHERE upload_id = ?"
+        query = (
+            "SELECT source, number, size, checksum, created, updated FROM upload_parts WHERE upload_id = ?"
+        )
         args: tuple[Any, ...] = (upload_id,)
         if source is not None:
             query += " AND source = ?"
@@ -198,9 +192,7 @@ class State:
 
     def set_policy(self, access_point_arn: str, doc: dict[str, Any] | None) -> None:
         if doc is None:
-            self.db.execute(
-                "DELETE FROM s3_policies WHERE access_point_arn = ?", (access_point_arn,)
-            )
+            self.db.execute("DELETE FROM s3_policies WHERE access_point_arn = ?", (access_point_arn,))
         else:
             self.db.execute(
                 "INSERT INTO s3_policies VALUES (?, ?) "

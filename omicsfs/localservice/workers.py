@@ -15,7 +15,7 @@ import gzip
 import logging
 import math
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +121,7 @@ async def ingest_read_set(svc: Service, doc: dict[str, Any]) -> dict[str, Any]:
     sources = {name: svc.blobs.file("readSet", doc["id"], name) for name in doc["_sources"]}
     index = svc.blobs.file("readSet", doc["id"], "index")
     provenance = (
-        f"HealthOmics local service: sequenceStore={store['id']} readSet={doc['id']} "
-        f"ingested={svc.now()}"
+        f"HealthOmics local service: sequenceStore={store['id']} readSet={doc['id']} ingested={svc.now()}"
     )
     result = await asyncio.to_thread(
         processing.process_read_set,
@@ -259,9 +258,7 @@ async def run_import_job(svc: Service, job_id: str) -> None:
                 else:
                     await asyncio.to_thread(copy_file, path, target)
             # An imported read set is listed only once it is ACTIVE.
-            draft = new_read_set(
-                svc, ident, job["sequenceStoreId"], item, "IMPORT", list(sources), job["id"]
-            )
+            draft = new_read_set(svc, ident, job["sequenceStoreId"], item, "IMPORT", list(sources), job["id"])
             fields = await ingest_read_set(svc, draft)
         except BaseException:
             svc.blobs.remove("readSet", ident)
@@ -369,27 +366,27 @@ def resume(svc: Service) -> None:
     """Restarts the background work a killed process left behind, and sweeps its debris."""
     state = svc.state
     known = {
-        "readSet": [d["id"] for d in state.list("readSet")],
-        "reference": [d["id"] for d in state.list("reference")],
+        "readSet": [d["id"] for d in state.docs("readSet")],
+        "reference": [d["id"] for d in state.docs("reference")],
     }
-    uploads = [d["uploadId"] for d in state.list("upload")]
+    uploads = [d["uploadId"] for d in state.docs("upload")]
     svc.blobs.sweep_orphans(known, uploads)
-    for doc in state.list("upload"):
+    for doc in state.docs("upload"):
         if doc.pop("_completing", None):
             # Completion was cut short before the read set was recorded: the upload is still
             # whole (parts are deleted only after the read set row commits), so reopen it.
             state.put("upload", doc["uploadId"], doc, parent=doc["sequenceStoreId"])
-    for doc in state.list("readSet"):
+    for doc in state.docs("readSet"):
         if doc["status"] == "PROCESSING_UPLOAD":
             svc.spawn(process_read_set(svc, doc["id"]), f"process read set {doc['id']}")
-    runners: dict[str, Callable[[str], Awaitable[None]]] = {
+    runners: dict[str, Callable[[str], Coroutine[Any, Any, None]]] = {
         "importJob": lambda i: run_import_job(svc, i),
         "exportJob": lambda i: run_export_job(svc, i),
         "activationJob": lambda i: run_activation_job(svc, i),
         "referenceImportJob": lambda i: run_reference_import_job(svc, i),
     }
     for kind, run in runners.items():
-        for job in state.list(kind):
+        for job in state.docs(kind):
             if job["status"] in ("SUBMITTED", "IN_PROGRESS"):
                 log.info("resuming %s %s", kind, job["id"])
                 svc.spawn(run(job["id"]), f"{kind} {job['id']}")

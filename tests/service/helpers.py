@@ -56,9 +56,9 @@ def download(omics: Any, store_id: str, read_set_id: str, file: str = "SOURCE1")
     info = meta["files"][file.lower()]
     chunks = []
     for number in range(1, info["totalParts"] + 1):
-        body = omics.get_read_set(
-            sequenceStoreId=store_id, id=read_set_id, file=file, partNumber=number
-        )["payload"].read()
+        body = omics.get_read_set(sequenceStoreId=store_id, id=read_set_id, file=file, partNumber=number)[
+            "payload"
+        ].read()
         expected = min(info["partSize"], info["contentLength"] - (number - 1) * info["partSize"])
         assert len(body) == expected, f"part {number}"
         chunks.append(body)

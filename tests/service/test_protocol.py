@@ -30,7 +30,8 @@ def test_every_storage_operation_is_routed_and_implemented() -> None:
         op = model.operation_model(name)
         path = re.sub(r"\{[^}]+\}", "1234567890", op.http["requestUri"])
         matched = router.match(op.http["method"], path)
-        assert matched is not None and matched[0].name == name
+        assert matched is not None
+        assert matched[0].name == name
 
 
 def test_error_classes_match_the_model() -> None:
@@ -69,7 +70,10 @@ def test_the_default_host_prefix_trap_is_documented_behaviour(service: RunningSe
         ("list_read_sets", {"sequenceStoreId": "9999999999"}),
         ("list_references", {"referenceStoreId": "9999999999"}),
         ("get_read_set_import_job", {"sequenceStoreId": "9999999999", "id": "1111111111"}),
-        ("list_tags_for_resource", {"resourceArn": "arn:aws:omics:us-west-2:123456789012:sequenceStore/9999999999"}),
+        (
+            "list_tags_for_resource",
+            {"resourceArn": "arn:aws:omics:us-west-2:123456789012:sequenceStore/9999999999"},
+        ),
     ],
 )
 def test_unknown_ids_are_resource_not_found(omics: Any, call: str, kwargs: dict[str, Any]) -> None:

@@ -32,7 +32,8 @@ def test_bam_upload_becomes_active_with_index_counts_and_etag(
     assert error_of(excinfo) == ("ConflictException", 409)
     service.drain()
     meta = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=rs)
-    assert meta["status"] == "ACTIVE" and meta["creationType"] == "UPLOAD"
+    assert meta["status"] == "ACTIVE"
+    assert meta["creationType"] == "UPLOAD"
     assert meta["fileType"] == "BAM"
     assert meta["sequenceInformation"]["totalReadCount"] == 6000
     assert meta["sequenceInformation"]["totalBaseCount"] == 600_000
@@ -40,7 +41,8 @@ def test_bam_upload_becomes_active_with_index_counts_and_etag(
     stored = download(omics, store["id"], rs)
     source = meta["files"]["source1"]
     assert source["contentLength"] == len(stored)
-    assert source["partSize"] == 65536 and source["totalParts"] == -(-len(stored) // 65536)
+    assert source["partSize"] == 65536
+    assert source["totalParts"] == -(-len(stored) // 65536)
     assert meta["etag"] == {"algorithm": "BAM_MD5up", "source1": hashlib.md5(stored).hexdigest()}
     # The real service stamps an @CO line; records are unchanged.
     local = tmp_path / "stored.bam"
@@ -59,9 +61,7 @@ def test_bam_upload_becomes_active_with_index_counts_and_etag(
 def test_paired_fastq_upload_keeps_bytes(
     service: RunningService, omics: Any, store: dict[str, Any], sample: SampleFiles
 ) -> None:
-    rs = upload_file(
-        omics, store["id"], {"SOURCE1": sample.fastq1, "SOURCE2": sample.fastq2}, "FASTQ"
-    )
+    rs = upload_file(omics, store["id"], {"SOURCE1": sample.fastq1, "SOURCE2": sample.fastq2}, "FASTQ")
     service.drain()
     meta = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=rs)
     assert meta["status"] == "ACTIVE"
@@ -82,16 +82,15 @@ def test_cram_and_ubam_uploads(
     cram_meta = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=cram)
     ubam_meta = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=ubam)
     assert cram_meta["status"] == ubam_meta["status"] == "ACTIVE"
-    assert "index" in cram_meta["files"] and "index" not in ubam_meta["files"]
+    assert "index" in cram_meta["files"]
+    assert "index" not in ubam_meta["files"]
     assert cram_meta["etag"]["algorithm"] == "CRAM_MD5up"
     assert ubam_meta["etag"]["algorithm"] == "BAM_MD5up"  # no UBAM_* algorithm exists
     assert ubam_meta["sequenceInformation"]["alignment"] == "UNALIGNED"
     assert download(omics, store["id"], cram)[:4] == b"CRAM"
 
 
-def test_sha512_store_hashes_with_sha512(
-    service: RunningService, omics: Any, sample: SampleFiles
-) -> None:
+def test_sha512_store_hashes_with_sha512(service: RunningService, omics: Any, sample: SampleFiles) -> None:
     store = omics.create_sequence_store(name="sha", eTagAlgorithmFamily="SHA512up")
     rs = upload_file(omics, store["id"], {"SOURCE1": sample.fastq1}, "FASTQ")
     service.drain()
@@ -160,7 +159,9 @@ def test_reuploading_a_part_replaces_it_and_checksums_are_verified(
         assert error_of(excinfo) == ("ValidationException", 400)
     # Nothing was created by the refused completions, and the upload is still open.
     assert omics.list_read_sets(sequenceStoreId=sid)["readSets"] == []
-    assert [u["uploadId"] for u in omics.list_multipart_read_set_uploads(sequenceStoreId=sid)["uploads"]] == [uid]
+    assert [u["uploadId"] for u in omics.list_multipart_read_set_uploads(sequenceStoreId=sid)["uploads"]] == [
+        uid
+    ]
     rs = complete([(1, first), (2, second)])["readSetId"]
     assert omics.list_multipart_read_set_uploads(sequenceStoreId=sid)["uploads"] == []
     service.drain()
@@ -201,9 +202,7 @@ def test_oversized_part_is_refused(omics: Any, store: dict[str, Any]) -> None:
     assert parts["parts"] == []
 
 
-def test_abort_leaves_nothing_behind(
-    service: RunningService, omics: Any, store: dict[str, Any]
-) -> None:
+def test_abort_leaves_nothing_behind(service: RunningService, omics: Any, store: dict[str, Any]) -> None:
     upload = omics.create_multipart_read_set_upload(
         sequenceStoreId=store["id"], sourceFileType="FASTQ", subjectId="s", sampleId="x", name="gone"
     )
@@ -263,7 +262,9 @@ def test_read_set_filters(
     assert ids(referenceArn="") == [a, b, bad]
     assert ids(createdAfter=before) == [a, b, bad]
     assert ids(createdBefore=before) == []
-    pages = omics.get_paginator("list_read_sets").paginate(sequenceStoreId=sid, PaginationConfig={"PageSize": 2})
+    pages = omics.get_paginator("list_read_sets").paginate(
+        sequenceStoreId=sid, PaginationConfig={"PageSize": 2}
+    )
     assert [r["id"] for page in pages for r in page["readSets"]] == [a, b, bad]
 
 

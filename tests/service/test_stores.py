@@ -55,12 +55,11 @@ def test_sequence_store_pagination_and_filters(private_service: RunningService) 
     omics = private_service.client()
     before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     ids = [omics.create_sequence_store(name=f"s{i % 3}")["id"] for i in range(7)]
-    listed = _all_pages(
-        omics, "list_sequence_stores", "sequenceStores", PaginationConfig={"PageSize": 2}
-    )
+    listed = _all_pages(omics, "list_sequence_stores", "sequenceStores", PaginationConfig={"PageSize": 2})
     assert [s["id"] for s in listed] == ids  # oldest first, every store exactly once
     first = omics.list_sequence_stores(maxResults=2)
-    assert len(first["sequenceStores"]) == 2 and "nextToken" in first
+    assert len(first["sequenceStores"]) == 2
+    assert "nextToken" in first
     named = omics.list_sequence_stores(filter={"name": "s1"})["sequenceStores"]
     assert [s["id"] for s in named] == [ids[1], ids[4]]
     assert omics.list_sequence_stores(filter={"status": "ACTIVE"})["sequenceStores"]
@@ -97,7 +96,9 @@ def test_reference_store_filters(private_service: RunningService) -> None:
     listed = omics.list_reference_stores(filter={"name": "grch38"})["referenceStores"]
     assert [s["id"] for s in listed] == [a["id"]]
     created = a["creationTime"]
-    assert omics.list_reference_stores(filter={"createdBefore": created})["referenceStores"][0]["id"] == a["id"]
+    assert (
+        omics.list_reference_stores(filter={"createdBefore": created})["referenceStores"][0]["id"] == a["id"]
+    )
 
 
 def test_store_list_items_have_the_modeled_shape(omics: Any, store: dict[str, Any]) -> None:

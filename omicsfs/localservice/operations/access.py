@@ -11,7 +11,7 @@ MAX_TAGS = 50
 
 
 def _store_for_access_point(svc: Service, access_point_arn: str) -> dict[str, Any]:
-    for store in svc.state.list("sequenceStore"):
+    for store in svc.state.docs("sequenceStore"):
         if store["s3Access"]["s3AccessPointArn"] == access_point_arn:
             return store
     raise ResourceNotFoundException(f"No store has the S3 access point {access_point_arn}.")

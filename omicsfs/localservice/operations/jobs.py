@@ -14,7 +14,7 @@ from omicsfs.localservice import workers
 from omicsfs.localservice.context import JOB_FILTER, Call, Service, apply_filter, operation, pick
 
 _JOB_START = ("id", "sequenceStoreId", "referenceStoreId", "roleArn", "destination", "status", "creationTime")
-_JOB_ITEM = _JOB_START + ("completionTime",)
+_JOB_ITEM = (*_JOB_START, "completionTime")
 
 
 def _start(svc: Service, kind: str, parent_field: str, parent: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def _start(svc: Service, kind: str, parent_field: str, parent: str, doc: dict[st
 
 
 def _list(svc: Service, kind: str, parent: str, params: dict[str, Any], result_key: str) -> dict[str, Any]:
-    items = apply_filter(svc.state.list(kind, parent), params.get("filter"), JOB_FILTER)
+    items = apply_filter(svc.state.docs(kind, parent), params.get("filter"), JOB_FILTER)
     page, token = svc.paginate(items, params, f"{kind}/{parent}")
     return {result_key: [pick(j, *_JOB_ITEM) for j in page], "nextToken": token}
 
@@ -48,7 +48,9 @@ async def start_import(svc: Service, call: Call, params: dict[str, Any]) -> dict
         if "referenceArn" in item:
             workers.require_reference_arn(svc, item["referenceArn"])
         sources.append({**item, "status": "NOT_STARTED"})
-    doc = _start(svc, "importJob", "sequenceStoreId", store["id"], {"roleArn": params["roleArn"], "sources": sources})
+    doc = _start(
+        svc, "importJob", "sequenceStoreId", store["id"], {"roleArn": params["roleArn"], "sources": sources}
+    )
     svc.spawn(workers.run_import_job(svc, doc["id"]), f"import job {doc['id']}")
     return pick(doc, *_JOB_START)
 
@@ -165,7 +167,6 @@ def running_jobs(svc: Service, kinds: tuple[str, ...], parent: str) -> int:
     return sum(
         1
         for kind in kinds
-        for job in svc.state.list(kind, parent)
+        for job in svc.state.docs(kind, parent)
         if job["status"] in ("SUBMITTED", "IN_PROGRESS")
     )
-

@@ -45,9 +45,9 @@ async def list_read_sets(svc: Service, call: Call, params: dict[str, Any]) -> di
     if wanted.get("referenceArn") == "":
         # The pattern admits "" (digest §7.8): it selects read sets with no reference.
         wanted.pop("referenceArn")
-        items = [d for d in svc.state.list("readSet", store["id"]) if not d.get("referenceArn")]
+        items = [d for d in svc.state.docs("readSet", store["id"]) if not d.get("referenceArn")]
     else:
-        items = svc.state.list("readSet", store["id"])
+        items = svc.state.docs("readSet", store["id"])
     items = apply_filter(items, wanted, _READ_SET_FILTER)
     page, token = svc.paginate(items, params, f"ListReadSets/{store['id']}")
     return {"readSets": [pick(d, *_LIST_ITEM) for d in page], "nextToken": token}

@@ -36,7 +36,7 @@ _RANGE = regex.compile(r"(?:bytes=)?(\d*)-(\d*)")
 async def list_references(svc: Service, call: Call, params: dict[str, Any]) -> dict[str, Any]:
     store = svc.require("referenceStore", params["referenceStoreId"])
     rules = {"name": equals("name"), "md5": equals("md5"), **CREATED_BOUNDS}
-    items = apply_filter(svc.state.list("reference", store["id"]), params.get("filter"), rules)
+    items = apply_filter(svc.state.docs("reference", store["id"]), params.get("filter"), rules)
     page, token = svc.paginate(items, params, f"ListReferences/{store['id']}")
     return {"references": [pick(d, *_LIST_ITEM) for d in page], "nextToken": token}
 
@@ -86,9 +86,7 @@ def _parse_range(header: str, length: int) -> tuple[int, int]:
         first = int(start)
         last = min(int(end), length - 1) if end else length - 1
     if first >= length or first > last:
-        raise RangeNotSatisfiableException(
-            f"Range '{header}' is outside the part's {length} bytes."
-        )
+        raise RangeNotSatisfiableException(f"Range '{header}' is outside the part's {length} bytes.")
     return first, last
 
 
@@ -96,13 +94,9 @@ def _parse_range(header: str, length: int) -> tuple[int, int]:
 async def delete_reference(svc: Service, call: Call, params: dict[str, Any]) -> None:
     svc.require("referenceStore", params["referenceStoreId"])
     doc = svc.require("reference", params["id"], parent=params["referenceStoreId"])
-    users = [
-        rs["id"] for rs in svc.state.list("readSet") if rs.get("referenceArn") == doc["arn"]
-    ]
+    users = [rs["id"] for rs in svc.state.docs("readSet") if rs.get("referenceArn") == doc["arn"]]
     if users:
-        raise ConflictException(
-            f"Reference {doc['id']} is used by read sets {users[:5]}; delete them first."
-        )
+        raise ConflictException(f"Reference {doc['id']} is used by read sets {users[:5]}; delete them first.")
     with svc.state.transaction():
         svc.state.delete("reference", doc["id"])
         svc.state.delete_tags_under(doc["arn"])

@@ -91,7 +91,7 @@ async def delete_sequence_store(svc: Service, call: Call, params: dict[str, Any]
         svc.state.delete_tags_under(doc["arn"])
         svc.state.set_policy(doc["s3Access"]["s3AccessPointArn"], None)
         for kind in ("importJob", "exportJob", "activationJob"):
-            for job in svc.state.list(kind, doc["id"]):
+            for job in svc.state.docs(kind, doc["id"]):
                 svc.state.delete(kind, job["id"])
 
 
@@ -104,7 +104,7 @@ async def list_sequence_stores(svc: Service, call: Call, params: dict[str, Any])
         "updatedBefore": at_or_before("updateTime"),
         **CREATED_BOUNDS,
     }
-    items = apply_filter(svc.state.list("sequenceStore"), params.get("filter"), rules)
+    items = apply_filter(svc.state.docs("sequenceStore"), params.get("filter"), rules)
     page, token = svc.paginate(items, params, "ListSequenceStores")
     return {"sequenceStores": [pick(d, *_SEQUENCE_STORE_DETAIL) for d in page], "nextToken": token}
 
@@ -139,17 +139,18 @@ async def delete_reference_store(svc: Service, call: Call, params: dict[str, Any
         held += running_jobs(svc, ("referenceImportJob",), doc["id"])
         if held:
             raise ConflictException(
-                f"Reference store {doc['id']} still holds {held} references or running import jobs; delete them first."
+                f"Reference store {doc['id']} still holds {held} references or running import "
+                "jobs; delete them first."
             )
         svc.state.delete("referenceStore", doc["id"])
         svc.state.delete_tags_under(doc["arn"])
-        for job in svc.state.list("referenceImportJob", doc["id"]):
+        for job in svc.state.docs("referenceImportJob", doc["id"]):
             svc.state.delete("referenceImportJob", job["id"])
 
 
 @operation("ListReferenceStores")
 async def list_reference_stores(svc: Service, call: Call, params: dict[str, Any]) -> dict[str, Any]:
     rules = {"name": equals("name"), **CREATED_BOUNDS}
-    items = apply_filter(svc.state.list("referenceStore"), params.get("filter"), rules)
+    items = apply_filter(svc.state.docs("referenceStore"), params.get("filter"), rules)
     page, token = svc.paginate(items, params, "ListReferenceStores")
     return {"referenceStores": [pick(d, *_REFERENCE_STORE_DETAIL) for d in page], "nextToken": token}

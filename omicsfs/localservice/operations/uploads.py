@@ -88,7 +88,7 @@ async def upload_part(svc: Service, call: Call, params: dict[str, Any]) -> dict[
 
 async def _receive(chunks: AsyncIterator[bytes], path: Any) -> int:
     size = 0
-    with open(path, "wb") as out:
+    with open(path, "wb") as out:  # noqa: ASYNC230  (local disk, one chunk at a time)
         async for chunk in chunks:
             size += len(chunk)
             if size > MAX_UPLOAD_PART_SIZE:
@@ -172,7 +172,7 @@ async def abort_upload(svc: Service, call: Call, params: dict[str, Any]) -> None
 @operation("ListMultipartReadSetUploads")
 async def list_uploads(svc: Service, call: Call, params: dict[str, Any]) -> dict[str, Any]:
     store = svc.require("sequenceStore", params["sequenceStoreId"])
-    items = [u for u in svc.state.list("upload", store["id"]) if not u.get("_completing")]
+    items = [u for u in svc.state.docs("upload", store["id"]) if not u.get("_completing")]
     page, token = svc.paginate(items, params, f"ListMultipartReadSetUploads/{store['id']}")
     return {"uploads": [pick(u, *_UPLOAD_FIELDS) for u in page], "nextToken": token}
 

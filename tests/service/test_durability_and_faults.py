@@ -1,0 +1,216 @@
+"""Restart persistence, a killed process mid-upload, fault injection and the serve command."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ResponseStreamingError
+
+from omicsfs.localservice.faults import Faults, FaultSpecError
+from omicsfs.sampledata import SampleFiles
+from tests.localservice import RunningService
+from tests.service.helpers import download, error_of, upload_file
+
+
+def test_state_survives_a_restart(tmp_path: Path, sample: SampleFiles) -> None:
+    first = RunningService(tmp_path / "data")
+    omics = first.client()
+    store = omics.create_sequence_store(name="durable")
+    rs = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM")
+    first.drain()
+    before = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=rs)
+    before.pop("ResponseMetadata")
+    token = omics.list_sequence_stores(maxResults=1).get("nextToken")
+    assert first.stop() == 0
+    second = RunningService(tmp_path / "data")
+    try:
+        omics = second.client()
+        after = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=rs)
+        after.pop("ResponseMetadata")
+        assert after == before
+        stored = download(omics, store["id"], rs)
+        assert len(stored) == before["files"]["source1"]["contentLength"]
+        if token:  # tokens are signed with a key kept in the data dir
+            omics.list_sequence_stores(nextToken=token)
+    finally:
+        second.stop()
+
+
+def test_kill_mid_upload_keeps_completed_read_sets(tmp_path: Path, sample: SampleFiles) -> None:
+    first = RunningService(tmp_path / "data")
+    omics = first.client()
+    store = omics.create_sequence_store(name="crash")
+    done = upload_file(omics, store["id"], {"SOURCE1": sample.fastq1}, "FASTQ", name="done")
+    first.drain()
+    upload = omics.create_multipart_read_set_upload(
+        sequenceStoreId=store["id"], sourceFileType="FASTQ", subjectId="s", sampleId="x", name="open"
+    )
+    omics.upload_read_set_part(
+        sequenceStoreId=store["id"], uploadId=upload["uploadId"], partSource="SOURCE1",
+        partNumber=1, payload=sample.fastq2.read_bytes(),
+    )  # fmt: skip
+    first.stop(signal.SIGKILL)
+    # Debris a crash can leave: a half-written part and a half-assembled read set file.
+    (tmp_path / "data" / "uploads" / upload["uploadId"] / "SOURCE1" / "2.123.tmp").write_bytes(b"torn")
+    orphan = tmp_path / "data" / "blobs" / "readSet" / "5555555555"
+    orphan.mkdir(parents=True)
+    (orphan / "source1.tmp").write_bytes(b"torn")
+    second = RunningService(tmp_path / "data")
+    try:
+        omics = second.client()
+        assert download(omics, store["id"], done) == sample.fastq1.read_bytes()
+        assert not orphan.exists()
+        uploads = omics.list_multipart_read_set_uploads(sequenceStoreId=store["id"])["uploads"]
+        assert [u["uploadId"] for u in uploads] == [upload["uploadId"]]
+        parts = omics.list_read_set_upload_parts(
+            sequenceStoreId=store["id"], uploadId=upload["uploadId"], partSource="SOURCE1"
+        )["parts"]
+        assert [p["partNumber"] for p in parts] == [1]
+        # The surviving upload can still be completed.
+        rs = omics.complete_multipart_read_set_upload(
+            sequenceStoreId=store["id"], uploadId=upload["uploadId"],
+            parts=[{"partNumber": 1, "partSource": "SOURCE1", "checksum": parts[0]["checksum"]}],
+        )["readSetId"]  # fmt: skip
+        second.drain()
+        assert download(omics, store["id"], rs) == sample.fastq2.read_bytes()
+    finally:
+        second.stop()
+
+
+def test_fault_spec_parsing() -> None:
+    faults = Faults.parse("seed=7;throttle=20%;error@GetReadSet=1/5;latency=5-20ms;preset=aws")
+    assert faults.seed == 7
+    kinds = [r.kind for r in faults.rules]
+    assert kinds[:3] == ["throttle", "error", "latency"]
+    assert kinds.count("rate") >= 10
+    assert faults.rules[0].probability == pytest.approx(0.2)
+    assert faults.rules[1].every == 5
+    assert faults.rules[1].operations == frozenset({"GetReadSet"})
+    assert (faults.rules[2].low, faults.rules[2].high) == pytest.approx((0.005, 0.02))
+    for bad in ("throttle", "nonsense=1", "throttle=2", "preset=gcp", "error=1/0", "seed=x"):
+        with pytest.raises(FaultSpecError):
+            Faults.parse(bad)
+
+
+def _read_set_for_faults(service: RunningService, sample: SampleFiles) -> tuple[Any, str, str]:
+    omics = service.client()
+    store = omics.create_sequence_store(name="faults")
+    rs = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM")
+    service.drain()
+    return omics, store["id"], rs
+
+
+def test_every_nth_call_fails_deterministically(private_service: RunningService, sample: SampleFiles) -> None:
+    omics, sid, rs = _read_set_for_faults(private_service, sample)
+    private_service.set_faults("error@GetReadSetMetadata=1/2")
+    omics.get_read_set_metadata(sequenceStoreId=sid, id=rs)
+    with pytest.raises(ClientError) as excinfo:
+        omics.get_read_set_metadata(sequenceStoreId=sid, id=rs)
+    assert error_of(excinfo) == ("InternalServerException", 500)
+    omics.get_read_set_metadata(sequenceStoreId=sid, id=rs)
+    omics.list_read_sets(sequenceStoreId=sid)  # other operations are untouched
+    stats = private_service.admin("GET", "stats")
+    assert stats["faults"]["injected"] == {"error:GetReadSetMetadata": 1}
+    assert stats["errors"]["GetReadSetMetadata"] == {"InternalServerException": 1}
+
+
+def test_throttling_and_retries_still_give_exact_bytes(
+    private_service: RunningService, sample: SampleFiles
+) -> None:
+    """A fifth of the calls throttled or failed: botocore's retries recover every part intact."""
+    _omics, sid, rs = _read_set_for_faults(private_service, sample)
+    private_service.set_faults("seed=3;throttle=0.1;error=0.1")
+    retrying = private_service.client(retries={"max_attempts": 10, "mode": "standard"})
+    stored = download(retrying, sid, rs)
+    meta = retrying.get_read_set_metadata(sequenceStoreId=sid, id=rs)
+    assert len(stored) == meta["files"]["source1"]["contentLength"]
+    injected = private_service.admin("GET", "stats")["faults"]["injected"]
+    assert sum(injected.values()) > 0
+
+
+def test_short_cut_and_reset_bodies(private_service: RunningService, sample: SampleFiles) -> None:
+    omics, sid, rs = _read_set_for_faults(private_service, sample)
+    part = omics.get_read_set(sequenceStoreId=sid, id=rs, partNumber=1)["payload"].read()
+    assert len(part) == 65536
+    private_service.set_faults("short@GetReadSet=1/1")
+    short = omics.get_read_set(sequenceStoreId=sid, id=rs, partNumber=1)["payload"].read()
+    assert short == part[: len(part) // 2]  # consistent headers: only a length check notices
+    for kind in ("cut", "reset"):
+        private_service.set_faults(f"{kind}@GetReadSet=1/1")
+        with pytest.raises((ResponseStreamingError, ClientError, ConnectionError)):
+            omics.get_read_set(sequenceStoreId=sid, id=rs, partNumber=1)["payload"].read()
+    private_service.set_faults("")
+    assert omics.get_read_set(sequenceStoreId=sid, id=rs, partNumber=1)["payload"].read() == part
+
+
+def test_rate_limit_preset_throttles_bursts(private_service: RunningService) -> None:
+    omics = private_service.client()
+    store = omics.create_sequence_store(name="rate")
+    private_service.set_faults("preset=aws")
+    outcomes = []
+    for _ in range(8):  # ListReadSets is limited to 5 per second
+        try:
+            omics.list_read_sets(sequenceStoreId=store["id"])
+            outcomes.append("ok")
+        except ClientError as exc:
+            outcomes.append(exc.response["Error"]["Code"])
+    assert "ThrottlingException" in outcomes
+    assert outcomes[0] == "ok"
+
+
+def test_latency_rule_is_applied(private_service: RunningService) -> None:
+    private_service.set_faults("latency@ListSequenceStores=1ms")
+    private_service.client().list_sequence_stores()
+    assert private_service.admin("GET", "stats")["faults"]["spec"] == "latency@ListSequenceStores=1ms"
+
+
+def test_serve_rejects_a_bad_fault_spec(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "omicsfs", "serve", "--data-dir", str(tmp_path), "--faults", "bogus=1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "bogus" in result.stderr
+
+
+def test_serve_binds_loopback_by_default(private_service: RunningService) -> None:
+    assert private_service.url.startswith("http://127.0.0.1:")
+
+
+def test_admin_archive_command_and_conflict(private_service: RunningService, sample: SampleFiles) -> None:
+    omics, sid, rs = _read_set_for_faults(private_service, sample)
+    result = subprocess.run(
+        [sys.executable, "-m", "omicsfs", "admin", "--endpoint-url", private_service.url, "archive", sid, rs],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert omics.get_read_set_metadata(sequenceStoreId=sid, id=rs)["status"] == "ARCHIVED"
+    with pytest.raises(ClientError) as excinfo:
+        omics.get_read_set(sequenceStoreId=sid, id=rs, partNumber=1)
+    assert error_of(excinfo) == ("ConflictException", 409)
+    assert "activation" in excinfo.value.response["Error"]["Message"]
+    again = subprocess.run(
+        [sys.executable, "-m", "omicsfs", "admin", "--endpoint-url", private_service.url, "archive", sid, rs],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 1
+    assert "409" in again.stderr
+
+
+def test_botocore_default_config_fails_without_disabling_host_prefix(private_service: RunningService) -> None:
+    """Why README insists on inject_host_prefix=False: botocore would prepend control-storage-."""
+    import boto3
+
+    omics = boto3.client(
+        "omics", endpoint_url=private_service.url, region_name="us-east-1",
+        aws_access_key_id="x", aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2),
+    )  # fmt: skip
+    with pytest.raises(Exception, match=r"control-storage-127\.0\.0\.1"):
+        omics.list_sequence_stores()
