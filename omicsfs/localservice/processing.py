@@ -167,7 +167,7 @@ def _add_provenance(path: Path, provenance: str, reference_fasta: Path | None) -
         new_header.write_text(str(pysam.AlignmentHeader.from_dict(header)))
         tmp = tmp_sibling(path)
         # `samtools reheader` rewrites only the header and copies the rest block for block.
-        pysam.samtools.reheader(str(new_header), str(path), save_stdout=str(tmp))
+        pysam.samtools.reheader("-P", str(new_header), str(path), save_stdout=str(tmp))
         new_header.unlink()
         commit_file(tmp, path)
     except (OSError, ValueError, pysam.utils.SamtoolsError) as exc:

@@ -85,7 +85,7 @@ async def start_export(svc: Service, call: Call, params: dict[str, Any]) -> dict
         },
     )  # fmt: skip
     svc.spawn(workers.run_export_job(svc, doc["id"]), f"export job {doc['id']}")
-    return pick(doc, *_JOB_START)
+    return {k: v for k, v in pick(doc, *_JOB_START).items() if k != "roleArn"}
 
 
 @operation("GetReadSetExportJob")
