@@ -65,7 +65,10 @@ def reference_fasta(svc: Service, arn: str | None) -> Path | None:
 def file_names(doc: dict[str, Any]) -> dict[str, str]:
     """The object names a read set's files carry in s3Access URIs and exports."""
     ext = FILE_EXTENSIONS[doc["fileType"]]
-    base = doc.get("name") or doc["id"]
+    # Names may hold "/" or be ".."; an object name must stay one path component.
+    base = (doc.get("name") or "").replace("/", "_").replace("\0", "_").strip()
+    if base in ("", ".", ".."):
+        base = doc["id"]
     names = {"source1": f"{base}.{ext}"}
     if doc["fileType"] == "FASTQ" and "source2" in doc.get("_sources", []):
         names = {"source1": f"{base}_1.{ext}", "source2": f"{base}_2.{ext}"}

@@ -7,6 +7,7 @@ the fake S3 is the folder ``service.s3_root`` (``s3://bucket/key`` is ``s3_root/
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import json
 import shutil
@@ -351,6 +352,18 @@ def test_reference_import_of_a_non_fasta_fails_but_the_good_source_imports(
     assert [r["name"] for r in omics.list_references(referenceStoreId=store["id"])["references"]] == ["good"]
 
 
+def test_reference_import_decompresses_gzip_fasta(
+    service: RunningService, omics: Any, sample: SampleFiles, imported: Imported
+) -> None:
+    store = omics.create_reference_store(name="gzip-source")
+    uri = put_s3(service, f"{unique('refs')}/ref.fasta.gz", gzip.compress(sample.reference.read_bytes()))
+    job = import_references(service, omics, store["id"], [{"sourceFile": uri, "name": "gzipped"}])
+    assert job["status"] == "COMPLETED"
+    ref = omics.get_reference_metadata(referenceStoreId=store["id"], id=job["sources"][0]["referenceId"])
+    assert ref["md5"] == imported.reference["md5"]
+    assert reference_file(omics, store["id"], ref["id"]) == sample.reference.read_bytes()
+
+
 @pytest.mark.parametrize(
     "uri", ["s3://bucket/../../etc/passwd", "s3://bucket/refs/../../../outside.fa", "s3://bucket/./x.fa"]
 )
@@ -521,7 +534,7 @@ def test_export_of_an_archived_read_set_fails_its_item(
     active, archived = (s["readSetId"] for s in job["sources"])
     assert archive(service, store["id"], archived) == {"id": archived, "status": "ARCHIVED"}
     prefix = unique("exports")
-    export = export_read_sets(service, omics, store["id"], [active, archived], f"s3://bucket/{prefix}")
+    export = export_read_sets(service, omics, store["id"], [active, archived], f"s3://bucket/{prefix}/")
     assert export["status"] == "COMPLETED_WITH_FAILURES"
     statuses = {item["id"]: item["status"] for item in export["readSets"]}
     assert statuses == {active: "FINISHED", archived: "FAILED"}
@@ -535,6 +548,22 @@ def test_export_of_an_archived_read_set_fails_its_item(
     only_archived = export_read_sets(service, omics, store["id"], [archived], f"s3://bucket/{prefix}/")
     assert only_archived["status"] == "FAILED"
     assert only_archived["readSets"][0]["status"] == "FAILED"
+
+
+def test_export_never_writes_outside_its_destination(
+    service: RunningService, omics: Any, store: dict[str, Any], sample: SampleFiles
+) -> None:
+    marker = unique("escaped")
+    # Four levels up from s3_root/bucket/<prefix>/<readSetId>/ is the service's data dir.
+    source = fastq_source(service, sample, paired=False, name=f"../../../../{marker}")
+    [item] = import_read_sets(service, omics, store["id"], [source])["sources"]
+    prefix = unique("exports")
+    export_read_sets(service, omics, store["id"], [item["readSetId"]], f"s3://bucket/{prefix}/")
+    destination = service.s3_root / "bucket" / prefix
+    outside = [p for p in service.data_dir.rglob(f"{marker}*") if destination not in p.parents]
+    for path in outside:  # leave the shared service's data dir as it was
+        path.unlink()
+    assert outside == []
 
 
 def test_export_of_an_unknown_read_set_is_refused(omics: Any, store: dict[str, Any]) -> None:
@@ -701,7 +730,8 @@ def test_job_listing_filters(omics: Any, job_history: JobHistory, operation: str
     assert listed(createdAfter=job_history.before, createdBefore=job_history.after) == ids
     assert listed(createdAfter=job_history.after + dt.timedelta(seconds=1)) == []
     assert listed(createdBefore=job_history.before - dt.timedelta(seconds=1)) == []
-    assert listed(status="FAILED", createdAfter=times[-1]) == []
+    completed_since_second = [j["id"] for j in jobs[1:] if j["status"] == "COMPLETED"]
+    assert listed(status="COMPLETED", createdAfter=second) == completed_since_second
 
 
 @pytest.mark.parametrize("operation", list(LISTINGS))
