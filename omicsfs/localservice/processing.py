@@ -250,7 +250,9 @@ def process_reference(source: Path, stored: Path, index: Path) -> ProcessedRefer
         pysam.faidx(str(stored))
     except pysam.utils.SamtoolsError as exc:
         raise InvalidInput(f"cannot index the FASTA: {str(exc).strip()[:200]}") from None
-    os.replace(str(stored) + ".fai", index)
+    # Keep the FAI beside the FASTA as well: htslib looks for `source.fai` when it decodes a CRAM
+    # against this reference and would otherwise write one on the fly, non-atomically.
+    os.link(str(stored) + ".fai", index)
     return ProcessedReference(
         md5=file_digest(stored, "md5"),
         source_size=stored.stat().st_size,

@@ -11,8 +11,10 @@ import gzip
 import hashlib
 import json
 import shutil
+import sqlite3
 import urllib.error
 import uuid
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -814,16 +816,41 @@ def test_tags_on_unknown_resources_are_not_found(omics: Any, imported: Imported)
             omics.untag_resource(resourceArn=arn, tagKeys=["a"])
 
 
-def test_deleting_a_store_removes_its_tags(omics: Any) -> None:
+def stored_tag_rows(service: RunningService, arn: str) -> int:
+    """Tag rows the service's database keeps for ``arn`` and anything under it.
+
+    The API cannot show a deleted resource's tags (it answers ResourceNotFound for the ARN), so
+    whether they were really dropped is read from the database, read-only.
+    """
+    uri = f"file:{service.data_dir / 'state.sqlite3'}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True)) as db:
+        row = db.execute(
+            "SELECT COUNT(*) FROM tags WHERE arn = ? OR arn LIKE ?", (arn, arn + "/%")
+        ).fetchone()
+    return int(row[0])
+
+
+def test_deleting_a_store_removes_its_tags(service: RunningService, omics: Any, sample: SampleFiles) -> None:
     store = omics.create_sequence_store(name=unique("doomed"), tags={"doomed": "yes"})
     ref_store = omics.create_reference_store(name=unique("doomed"), tags={"doomed": "yes"})
+    source = fastq_source(service, sample, paired=False, tags={"doomed": "read-set"})
+    [item] = import_read_sets(service, omics, store["id"], [source])["sources"]
+    read_set_arn = f"{store['arn']}/readSet/{item['readSetId']}"
     assert _tags(omics, store["arn"]) == {"doomed": "yes"}
+    assert _tags(omics, read_set_arn) == {"doomed": "read-set"}
     assert _tags(omics, ref_store["arn"]) == {"doomed": "yes"}
+    assert stored_tag_rows(service, store["arn"]) == 2
+
+    assert omics.batch_delete_read_set(sequenceStoreId=store["id"], ids=[item["readSetId"]])["errors"] == []
+    with pytest.raises(omics.exceptions.ResourceNotFoundException):
+        omics.list_tags_for_resource(resourceArn=read_set_arn)
+    assert stored_tag_rows(service, read_set_arn) == 0
     omics.delete_sequence_store(id=store["id"])
     omics.delete_reference_store(id=ref_store["id"])
     for arn in (store["arn"], ref_store["arn"]):
         with pytest.raises(omics.exceptions.ResourceNotFoundException):
             omics.list_tags_for_resource(resourceArn=arn)
+        assert stored_tag_rows(service, arn) == 0
 
 
 # --------------------------------------------------------------------------------------------
