@@ -46,7 +46,6 @@ import platform
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -66,6 +65,8 @@ import boto3
 import botocore
 from botocore.config import Config
 
+from omicsfs.localservice.process import ServiceProcess
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "service_throughput.md"
 MIB = 1 << 20
@@ -81,20 +82,11 @@ SEED = 20240601
 
 
 class Service:
-    """``omicsfs serve`` as a subprocess; its first stdout line names the endpoint."""
+    """``omicsfs serve`` as a child process, plus the benchmark's client settings."""
 
     def __init__(self, data_dir: Path, part_size: int = PART_SIZE) -> None:
-        args = [
-            sys.executable, "-m", "omicsfs", "serve", "--data-dir", str(data_dir), "--port", "0",
-            "--part-size", str(part_size), "--processing-delay", "0", "--log-level", "WARNING",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
-        assert self.process.stdout is not None
-        first = self.process.stdout.readline()
-        if "http://" not in first:
-            self.process.kill()
-            raise RuntimeError(f"service did not start: {first!r}")
-        self.url = first.split()[-1]
+        self.child = ServiceProcess(data_dir, part_size=part_size, processing_delay=0)
+        self.url = self.child.url
         parsed = urlsplit(self.url)
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
 
@@ -119,15 +111,7 @@ class Service:
             json.load(response)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        self.child.stop()
 
 
 # -- the read set --------------------------------------------------------------------------------

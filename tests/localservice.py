@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -19,25 +15,15 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from omicsfs.localservice.process import ServiceProcess
 
-class RunningService:
+
+class RunningService(ServiceProcess):
+    """``omicsfs serve`` with test settings: small parts so small files span many parts."""
+
     def __init__(self, data_dir: Path, *extra: str, part_size: int = 65536) -> None:
-        self.data_dir = data_dir
+        super().__init__(data_dir, *extra, part_size=part_size, processing_delay=0.05)
         self.s3_root = data_dir / "s3"
-        args = [
-            sys.executable, "-m", "omicsfs", "serve", "--data-dir", str(data_dir), "--port", "0",
-            "--part-size", str(part_size), "--processing-delay", "0.05", "--log-level", "WARNING",
-            *extra,
-        ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        first = self.process.stdout.readline()
-        if "http://" not in first:
-            self.process.kill()
-            raise RuntimeError(f"service did not start: {first!r}")
-        self.url = first.split()[-1]
-        # Keep reading stdout so the service can never block on a full pipe.
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()
 
     def client(self, **config: Any) -> Any:
         return boto3.client(
@@ -65,15 +51,6 @@ class RunningService:
 
     def set_faults(self, spec: str) -> None:
         self.admin("PUT", "faults", spec.encode())
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                return self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait()
 
 
 def env_without_aws() -> dict[str, str]:

@@ -1,0 +1,52 @@
+"""Starting ``omicsfs serve`` as a child process and finding its endpoint.
+
+Shared by the tests, the benchmarks and (later) ``omicsfs mount --local`` and ``omicsfs demo``:
+the child is started exactly as a user starts it, its first stdout line names the endpoint, and
+the rest of stdout is drained so the child can never block on a full pipe.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+
+class ServiceProcess:
+    """A running ``omicsfs serve`` child; ``url`` is its endpoint."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra: str,
+        part_size: int = 104_857_600,
+        processing_delay: float = 0.2,
+        log_level: str = "WARNING",
+    ) -> None:
+        args = [
+            sys.executable, "-m", "omicsfs", "serve", "--data-dir", str(data_dir), "--port", "0",
+            "--part-size", str(part_size), "--processing-delay", str(processing_delay),
+            "--log-level", log_level, *extra,
+        ]  # fmt: skip
+        self.data_dir = data_dir
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        first = self.process.stdout.readline()
+        if "http://" not in first:
+            self.process.kill()
+            self.process.wait()
+            raise RuntimeError(f"omicsfs serve did not start: {first!r}")
+        self.url = first.split()[-1]
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signals the child and returns its exit code (0 after a clean shutdown)."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                return self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
