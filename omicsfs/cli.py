@@ -1,4 +1,4 @@
-"""The one entry point: ``omicsfs serve | admin`` (``mount``, ``unmount``, ``demo`` follow)."""
+"""The one entry point: ``omicsfs mount | unmount | serve | admin``."""
 
 from __future__ import annotations
 
@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--faults", default="", help="fault injection spec, e.g. 'seed=1;throttle=0.2'")
     serve.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper)
 
+    _add_mount_parser(commands)
+    unmount = commands.add_parser("unmount", help="unmount an omicsfs mount")
+    unmount.add_argument("mountpoint", type=Path)
+
     admin = commands.add_parser("admin", help="talk to a running local service's admin routes")
     admin.add_argument("--endpoint-url", required=True, help="the service's URL")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True)
@@ -71,12 +75,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_mount_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    mount = commands.add_parser("mount", help="mount HealthOmics stores as folders (read-only)")
+    mount.add_argument("mountpoint", type=Path, help="an empty folder")
+    mount.add_argument("--endpoint-url", help="service URL (a local service); turns host prefixes off")
+    mount.add_argument("--region", help="AWS region (default: the standard AWS chain)")
+    mount.add_argument("--profile", help="AWS profile (default: the standard AWS chain)")
+    mount.add_argument("--foreground", action="store_true", help="stay in the foreground (for systemd)")
+    mount.add_argument("--cache-size", type=_size, default=1 << 30, help="memory cache bytes (default 1G)")
+    mount.add_argument("--cache-dir", type=Path, help="disk cache and persisted metadata (default: none)")
+    mount.add_argument(
+        "--cache-dir-size", type=_size, default=20 << 30, help="cap of the disk cache (default 20G)"
+    )
+    mount.add_argument("--uid", type=int, help="owner of every file (default: the mounting user)")
+    mount.add_argument("--gid", type=int, help="group of every file (default: the mounting user's)")
+    mount.add_argument("--allow-other", action="store_true", help="let other users see the mount")
+    mount.add_argument(
+        "--sequence-store", action="append", default=[], metavar="ID", help="show only these sequence stores"
+    )
+    mount.add_argument(
+        "--reference-store", action="append", default=[], metavar="ID", help="show only these reference stores"
+    )
+    mount.add_argument(
+        "--listing-ttl", type=float, default=30.0, help="seconds listings are cached (default 30; must be > 0)"
+    )
+    mount.add_argument(
+        "--metadata-tps", type=float, default=5.0, help="metadata/list calls per second (default 5, the AWS quota)"
+    )
+    mount.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper)
+    mount.add_argument("--log-file", help="log here when detached (default: syslog)")
+    mount.add_argument(
+        "-o", dest="fuse_options", action="append", default=[], metavar="OPTIONS", help="extra FUSE options"
+    )
+    mount.add_argument("--notify-fd", type=int, help=argparse.SUPPRESS)
+    mount.add_argument("--syslog", action="store_true", help=argparse.SUPPRESS)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "admin":
         return _admin(args)
+    if args.command == "mount":
+        from omicsfs.mountcli import run_mount
+
+        return run_mount(args, argv if argv is not None else sys.argv[1:])
+    if args.command == "unmount":
+        from omicsfs.mountcli import run_unmount
+
+        return run_unmount(args)
     raise AssertionError(args.command)
 
 

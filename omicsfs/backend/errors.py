@@ -1,0 +1,130 @@
+"""The backend's error taxonomy: what any HealthOmics client can hit, in domain terms.
+
+botocore raises ClientError with a code string, plus a zoo of transport exceptions. The rest of
+omicsfs only ever sees the classes below, so the errno table (omicsfs/errors.py) and the retry
+policy (backend/retry.py) each decide from one small set of types. Keeping service-side and
+client-side failures apart follows mountpoint-s3-client's ServiceError/ClientError split
+(research/codebase-models.md, "What to absorb" 2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import botocore.exceptions
+
+
+class BackendError(Exception):
+    """A HealthOmics call failed. ``retryable`` says whether the same call may succeed later."""
+
+    retryable = False
+
+    def __init__(self, operation: str, message: str, code: str = "", request_id: str = "") -> None:
+        super().__init__(f"{operation}: {code + ': ' if code else ''}{message}")
+        self.operation = operation
+        self.code = code
+        self.request_id = request_id
+        self.message = message
+
+
+class NotFound(BackendError):
+    """ResourceNotFoundException: the store, read set, reference or job is gone."""
+
+
+class AccessDenied(BackendError):
+    """403s and missing or expired credentials: the caller may not do this."""
+
+
+class NotActive(BackendError):
+    """ConflictException on a data call: the read set is archived, activating or processing."""
+
+
+class InvalidRequest(BackendError):
+    """ValidationException and other 4xx the caller caused: retrying cannot help."""
+
+
+class Throttled(BackendError):
+    """ThrottlingException / 429: back off and retry."""
+
+    retryable = True
+
+
+class ServiceFailure(BackendError):
+    """5xx: the service failed this request; it may succeed on retry."""
+
+    retryable = True
+
+
+class TransportFailure(BackendError):
+    """The connection failed, timed out or reset, or a body arrived short or long."""
+
+    retryable = True
+
+
+_CODE_CLASSES: dict[str, type[BackendError]] = {
+    "ResourceNotFoundException": NotFound,
+    "NoSuchKey": NotFound,
+    "AccessDeniedException": AccessDenied,
+    "UnrecognizedClientException": AccessDenied,
+    "InvalidSignatureException": AccessDenied,
+    "ExpiredTokenException": AccessDenied,
+    "ConflictException": NotActive,
+    "ThrottlingException": Throttled,
+    "TooManyRequestsException": Throttled,
+    "RequestLimitExceeded": Throttled,
+    "ServiceQuotaExceededException": InvalidRequest,
+    "ValidationException": InvalidRequest,
+    "RangeNotSatisfiableException": InvalidRequest,
+    "InternalServerException": ServiceFailure,
+    "ServiceUnavailableException": ServiceFailure,
+    "RequestTimeoutException": ServiceFailure,
+}
+
+_TRANSPORT = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.HTTPClientError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def classify(operation: str, exc: BaseException) -> BackendError:
+    """Turns whatever boto3 raised into one of the domain errors above."""
+    if isinstance(exc, BackendError):
+        return exc
+    if isinstance(exc, botocore.exceptions.ClientError):
+        response: Any = exc.response
+        error = response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = str(error.get("Message", "")) or str(exc)
+        meta = response.get("ResponseMetadata", {})
+        request_id = str(meta.get("RequestId", ""))
+        status = int(meta.get("HTTPStatusCode", 0) or 0)
+        cls = _CODE_CLASSES.get(code)
+        if cls is None:
+            if status in (401, 403):
+                cls = AccessDenied
+            elif status == 404:
+                cls = NotFound
+            elif status == 429:
+                cls = Throttled
+            elif status >= 500:
+                cls = ServiceFailure
+            else:
+                cls = InvalidRequest
+        return cls(operation, message, code, request_id)
+    if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
+        return AccessDenied(operation, "no AWS credentials found", "NoCredentials")
+    if isinstance(exc, _TRANSPORT):
+        return TransportFailure(operation, str(exc) or type(exc).__name__, type(exc).__name__)
+    # urllib3 errors that botocore does not wrap while a streaming body is read.
+    if type(exc).__module__.startswith(("urllib3", "http.client")):
+        return TransportFailure(operation, str(exc) or type(exc).__name__, type(exc).__name__)
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return BackendError(operation, str(exc), type(exc).__name__)
+    raise exc

@@ -1,0 +1,92 @@
+"""Read-ahead on the part path: which parts to fetch before a reader asks for them.
+
+Policy (fuse-anchors.md A3, from dxfuse's prefetcher and Mountpoint's window growth):
+- The first read fetches only its own part. A stream is declared sequential after two in-order
+  reads or once it has consumed half of its current part (dxfuse's half-chunk rule).
+- Then the next part is fetched ahead, and the depth doubles each time the reader enters a new
+  part: 1 -> 2 -> 4 parts (``max_depth``).
+- A read far from where the previous one ended resets the stream: random readers (samtools region
+  queries) get no read-ahead. Small jumps are tolerated, because the kernel issues its own
+  readahead requests concurrently and they can arrive slightly out of order (Mountpoint tolerates
+  16 MiB forward and 1 MiB back).
+- All streams share one byte budget and a cap on how many streams prefetch at once, so 32 open
+  files cannot multiply memory by 32 (Mountpoint issues #1326, #566; fuse-anchors.md A5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omicsfs.backend.models import FileLayout
+
+FORWARD_TOLERANCE = 16 << 20
+BACKWARD_TOLERANCE = 1 << 20
+
+
+@dataclass
+class StreamState:
+    next_offset: int = -1
+    in_order: int = 0
+    depth: int = 0
+    part: int = 0
+    consumed_in_part: int = 0
+
+    def observe(self, offset: int, size: int, layout: FileLayout, max_depth: int) -> list[int]:
+        """Records a read and returns the part numbers that should be fetched ahead of it."""
+        part = offset // layout.part_size + 1
+        near = self.next_offset >= 0 and (
+            self.next_offset - BACKWARD_TOLERANCE <= offset <= self.next_offset + FORWARD_TOLERANCE
+        )
+        if near:
+            self.in_order += 1
+        else:
+            self.in_order = 0
+            self.depth = 0
+            self.consumed_in_part = 0
+        if part != self.part:
+            if near and part > self.part and self.depth:
+                self.depth = min(self.depth * 2, max_depth)
+            self.part = part
+            self.consumed_in_part = 0
+        self.consumed_in_part += size
+        self.next_offset = max(self.next_offset, offset + size) if near else offset + size
+        if self.depth == 0 and near and (
+            self.in_order >= 2 or self.consumed_in_part * 2 >= layout.part_length(part)
+        ):
+            self.depth = 1
+        last = min(layout.total_parts, part + self.depth)
+        return list(range(part + 1, last + 1))
+
+
+class ReadAheadBudget:
+    """Bytes of read-ahead granted to each stream, within one total and a stream cap."""
+
+    def __init__(self, total_bytes: int, max_streams: int) -> None:
+        self.total_bytes = total_bytes
+        self.max_streams = max_streams
+        self._granted: dict[int, int] = {}
+
+    @property
+    def in_use(self) -> int:
+        return sum(self._granted.values())
+
+    @property
+    def streams(self) -> int:
+        return len(self._granted)
+
+    def grant(self, stream: int, wanted: list[int], part_length: int) -> list[int]:
+        """The prefix of ``wanted`` parts this stream may prefetch now (at least one if it fits)."""
+        self._granted.pop(stream, None)
+        if not wanted:
+            return []
+        if len(self._granted) >= self.max_streams:
+            return []
+        room = self.total_bytes - self.in_use
+        count = min(len(wanted), room // max(1, part_length))
+        if count <= 0:
+            return []
+        self._granted[stream] = count * part_length
+        return wanted[:count]
+
+    def release(self, stream: int) -> None:
+        self._granted.pop(stream, None)

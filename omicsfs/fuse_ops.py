@@ -1,0 +1,192 @@
+"""The pyfuse3 adapter: each handler calls the core and converts; nothing else lives here.
+
+Every handler goes through ``_guard``, which maps any exception through the one errno table and
+logs it once with the operation, inode and cause. A handler that raised anything but FUSEError
+would end ``pyfuse3.main`` and leave users with "Transport endpoint is not connected"
+(fuse-anchors.md C3), so nothing escapes.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import cast
+
+import pyfuse3
+import trio
+
+from omicsfs.backend.errors import BackendError
+from omicsfs.core.filesystem import Attr, FileSystem
+from omicsfs.errors import FsError, to_errno
+from omicsfs.stats import Stats
+
+log = logging.getLogger(__name__)
+
+#: errnos that are part of normal operation (htslib probing for index names, tools testing for
+#: xattrs): answered without a log line.
+_QUIET = {errno.ENOENT, pyfuse3.ENOATTR, errno.ENOTSUP}
+
+
+def _entry(attr: Attr) -> pyfuse3.EntryAttributes:
+    entry = pyfuse3.EntryAttributes()
+    entry.st_ino = cast(pyfuse3.InodeT, attr.ino)
+    entry.generation = 0
+    entry.entry_timeout = attr.entry_timeout
+    entry.attr_timeout = attr.attr_timeout
+    entry.st_mode = cast(pyfuse3.ModeT, attr.mode)
+    entry.st_nlink = attr.nlink
+    entry.st_uid = attr.uid
+    entry.st_gid = attr.gid
+    entry.st_size = attr.size
+    entry.st_blksize = 1 << 17  # large preferred I/O size: cp and cat then issue 128 KiB reads
+    entry.st_blocks = -(-attr.size // 512)
+    ns = int(attr.mtime * 1e9)
+    entry.st_atime_ns = entry.st_mtime_ns = entry.st_ctime_ns = ns
+    return entry
+
+
+class OmicsOperations(pyfuse3.Operations):
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(self, fs: FileSystem, stats: Stats) -> None:
+        super().__init__()
+        self.fs = fs
+        self.stats = stats
+
+    @asynccontextmanager
+    async def _guard(self, op: str, target: object) -> AsyncIterator[None]:
+        try:
+            yield
+        except pyfuse3.FUSEError:
+            raise
+        except trio.Cancelled:
+            raise
+        except BaseException as exc:
+            code = to_errno(exc)
+            self.stats.errors_by_errno[errno.errorcode.get(code, str(code))] += 1
+            if code not in _QUIET:
+                detail = ""
+                if isinstance(exc, BackendError):
+                    detail = f" [{exc.operation} {exc.code} request {exc.request_id or '-'}]"
+                if isinstance(exc, FsError | BackendError):
+                    log.warning("%s %s -> %s: %s%s", op, target, errno.errorcode.get(code), exc, detail)
+                else:
+                    log.exception("%s %s -> %s: unexpected error (a bug)", op, target, errno.errorcode.get(code))
+            raise pyfuse3.FUSEError(code) from None
+
+    async def lookup(
+        self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        async with self._guard("lookup", f"{parent_inode}/{name!r}"):
+            return _entry(await self.fs.lookup(parent_inode, os.fsdecode(name)))
+        raise AssertionError("unreachable")
+
+    async def forget(self, inode_list: Sequence[tuple[pyfuse3.InodeT, int]]) -> None:
+        return  # inode numbers are permanent for the mount (core/filesystem.py InodeTable)
+
+    async def getattr(self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        async with self._guard("getattr", inode):
+            return _entry(await self.fs.getattr(inode))
+        raise AssertionError("unreachable")
+
+    async def readlink(self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext) -> pyfuse3.FileNameT:
+        async with self._guard("readlink", inode):
+            return cast(pyfuse3.FileNameT, os.fsencode(await self.fs.readlink(inode)))
+        raise AssertionError("unreachable")
+
+    async def opendir(self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext) -> pyfuse3.FileHandleT:
+        async with self._guard("opendir", inode):
+            return cast(pyfuse3.FileHandleT, await self.fs.opendir(inode))
+        raise AssertionError("unreachable")
+
+    async def readdir(self, fh: pyfuse3.FileHandleT, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        async with self._guard("readdir", fh):
+            for next_id, name, attr in self.fs.readdir(fh, start_id):
+                if not pyfuse3.readdir_reply(token, cast(pyfuse3.FileNameT, os.fsencode(name)), _entry(attr), next_id):
+                    return
+
+    async def releasedir(self, fh: pyfuse3.FileHandleT) -> None:
+        self.fs.releasedir(fh)
+
+    async def open(self, inode: pyfuse3.InodeT, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        async with self._guard("open", inode):
+            handle, keep_cache = await self.fs.open(inode, flags)
+            return pyfuse3.FileInfo(fh=cast(pyfuse3.FileHandleT, handle), keep_cache=keep_cache)
+        raise AssertionError("unreachable")
+
+    async def read(self, fh: pyfuse3.FileHandleT, off: int, size: int) -> bytes:
+        async with self._guard("read", f"fh {fh} @{off}+{size}"):
+            return await self.fs.read(fh, off, size)
+        raise AssertionError("unreachable")
+
+    async def release(self, fh: pyfuse3.FileHandleT) -> None:
+        self.fs.release(fh)
+
+    async def getxattr(
+        self, inode: pyfuse3.InodeT, name: pyfuse3.XAttrNameT, ctx: pyfuse3.RequestContext
+    ) -> bytes:
+        async with self._guard("getxattr", inode):
+            value = (await self.fs.xattrs(inode)).get(os.fsdecode(name))
+            if value is None:
+                raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+            return value.encode()
+        raise AssertionError("unreachable")
+
+    async def listxattr(
+        self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext
+    ) -> Sequence[pyfuse3.XAttrNameT]:
+        async with self._guard("listxattr", inode):
+            return [cast(pyfuse3.XAttrNameT, name.encode()) for name in await self.fs.xattrs(inode)]
+        raise AssertionError("unreachable")
+
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        data = pyfuse3.StatvfsData()
+        data.f_bsize = data.f_frsize = 1 << 17
+        data.f_blocks = data.f_bfree = data.f_bavail = 0  # read-only: honest zero free space
+        data.f_files = data.f_ffree = data.f_favail = 0
+        data.f_namemax = 255
+        return data
+
+    # Every mutation: the kernel already refuses them on an ``ro`` mount; these answer the same
+    # if a request arrives anyway (e.g. a remount rw by hand).
+
+    async def setattr(self, inode, attr, fields, fh, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def mknod(self, parent_inode, name, mode, rdev, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def mkdir(self, parent_inode, name, mode, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def unlink(self, parent_inode, name, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def rmdir(self, parent_inode, name, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def symlink(self, parent_inode, name, target, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def link(self, inode, new_parent_inode, new_name, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def create(self, parent_inode, name, mode, flags, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def setxattr(self, inode, name, value, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def removexattr(self, inode, name, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def write(self, fh, off, buf):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)

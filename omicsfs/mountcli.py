@@ -1,0 +1,100 @@
+"""``omicsfs mount`` and ``omicsfs unmount``: from command-line flags to a running mount."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import os
+import sys
+
+from omicsfs.backend.omics import BackendLimits
+from omicsfs.config import CacheConfig, MountConfig, ReadAheadConfig
+from omicsfs.mount import (
+    MountError,
+    Target,
+    check_fuse,
+    check_mountpoint,
+    check_service,
+    fuse_options,
+    run_foreground,
+    start_daemon,
+    unmount,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _log_setup(args: argparse.Namespace) -> None:
+    handler: logging.Handler
+    if args.syslog and os.path.exists("/dev/log"):
+        handler = logging.handlers.SysLogHandler(address="/dev/log")
+        handler.setFormatter(logging.Formatter("omicsfs[%(process)d]: %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[handler], force=True)
+
+
+def config_from_args(args: argparse.Namespace) -> MountConfig:
+    cache_dir = args.cache_dir.resolve() if args.cache_dir else None
+    memory = args.cache_size
+    return MountConfig(
+        listing_ttl=args.listing_ttl,
+        uid=os.getuid() if args.uid is None else args.uid,
+        gid=os.getgid() if args.gid is None else args.gid,
+        sequence_store_ids=tuple(args.sequence_store),
+        reference_store_ids=tuple(args.reference_store),
+        cache=CacheConfig(
+            memory_bytes=memory,
+            disk_dir=cache_dir / "parts" if cache_dir else None,
+            disk_bytes=args.cache_dir_size,
+        ),
+        read_ahead=ReadAheadConfig(budget_bytes=memory // 2),
+        limits=BackendLimits(metadata_tps=args.metadata_tps),
+        metadata_dir=cache_dir,
+    )
+
+
+def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
+    _log_setup(args)
+    mountpoint = str(args.mountpoint.resolve())
+    extra = [option for group in args.fuse_options for option in group.split(",") if option]
+    target = Target(endpoint_url=args.endpoint_url, region=args.region, profile=args.profile)
+    try:
+        if args.listing_ttl <= 0:
+            raise MountError("--listing-ttl must be positive (a TTL of 0 would list the store on every access)")
+        config = config_from_args(args)
+        if args.cache_dir:
+            args.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if args.notify_fd is None:  # the checks run once, in the process the user started
+            check_fuse(args.allow_other)
+            check_mountpoint(args.mountpoint.resolve(), nonempty="nonempty" in extra)
+            check_service(target)
+        if not args.foreground:
+            start_daemon(_daemon_argv(argv), args.log_file)
+            return 0
+        return run_foreground(config, target, mountpoint, fuse_options(True, args.allow_other, extra),
+                              args.notify_fd)  # fmt: skip
+    except MountError as exc:
+        if args.notify_fd is not None:
+            os.write(args.notify_fd, f"omicsfs mount: {exc}\n".encode())
+        print(f"omicsfs mount: {exc}", file=sys.stderr)
+        return 1
+
+
+def _daemon_argv(argv: list[str]) -> list[str]:
+    """The user's own arguments, with the mount point made absolute (the child runs in /)."""
+    result = []
+    for item in argv:
+        result.append(os.path.abspath(item) if item and os.path.isdir(item) and not item.startswith("-") else item)
+    return result
+
+
+def run_unmount(args: argparse.Namespace) -> int:
+    try:
+        unmount(str(args.mountpoint.resolve()))
+    except MountError as exc:
+        print(f"omicsfs unmount: {exc}", file=sys.stderr)
+        return 1
+    return 0
