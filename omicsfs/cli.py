@@ -102,6 +102,12 @@ def _add_mount_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     mount.add_argument(
         "--metadata-tps", type=float, default=5.0, help="metadata/list calls per second (default 5, the AWS quota)"
     )
+    mount.add_argument(
+        "--retries", type=int, default=10, help="attempts per call on throttling and 5xx before EIO (default 10)"
+    )
+    mount.add_argument(
+        "--retry-delay", type=float, default=0.1, help="first backoff delay in seconds, doubling (default 0.1)"
+    )
     mount.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper)
     mount.add_argument("--log-file", help="log here when detached (default: syslog)")
     mount.add_argument(

@@ -9,6 +9,7 @@ import os
 import sys
 
 from omicsfs.backend.omics import BackendLimits
+from omicsfs.backend.retry import RetryPolicy
 from omicsfs.config import CacheConfig, MountConfig, ReadAheadConfig
 from omicsfs.mount import (
     MountError,
@@ -51,7 +52,10 @@ def config_from_args(args: argparse.Namespace) -> MountConfig:
             disk_bytes=args.cache_dir_size,
         ),
         read_ahead=ReadAheadConfig(budget_bytes=memory // 2),
-        limits=BackendLimits(metadata_tps=args.metadata_tps),
+        limits=BackendLimits(
+            metadata_tps=args.metadata_tps,
+            retry=RetryPolicy(attempts=max(1, args.retries), base_delay=args.retry_delay),
+        ),
         metadata_dir=cache_dir,
     )
 

@@ -207,6 +207,9 @@ class Catalog:
         self._files[("readSet", summary.id)] = files
         if files.status == ACTIVE:
             self.metastore.put("readSet", summary.id, files)
+        listing = self._listings.get(("read-sets", summary.store_id))
+        if listing is not None and summary.id in listing.value:
+            listing.value[summary.id] = fresh  # xattrs and later opens see the new status at once
         return fresh
 
     async def prefetch_files(self, summaries: list[Summary]) -> None:

@@ -126,7 +126,7 @@ class Tree:
         files = assign_names(
             cast("list[Summary]", list(objects.values())), lambda o: o.id, lambda o: o.name, lambda o: suffixes[o.id]
         )
-        folder = StoreFolder(version=(version, self._epoch), files=files, objects=dict(objects))
+        folder = StoreFolder(version=(version, self._epoch), files=files, objects=objects)
         for name, (summary, file_key) in files.items():
             folder.names[(summary.id, file_key)] = name
         for object_id, pairs in suffixes.items():

@@ -1,0 +1,91 @@
+"""Test helpers: run ``omicsfs mount`` as a real process on a real FUSE mount point.
+
+The mount runs in the foreground as a child process, exactly as systemd runs it; the fixture
+waits for its "mounted" log line (not a sleep) and keeps the rest of its log for assertions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from omicsfs.mount import mount_table
+
+TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-west-2",
+}
+
+
+def aws_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(TEST_ENV)
+    env.update(extra)
+    return env
+
+
+def omicsfs(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Runs the omicsfs command line as a user does."""
+    return subprocess.run(
+        [sys.executable, "-m", "omicsfs", *args], capture_output=True, text=True, env=env or aws_env(), timeout=120
+    )
+
+
+class Mounted:
+    """``omicsfs mount --foreground`` on ``mountpoint``; ``path`` is the mount root."""
+
+    def __init__(self, mountpoint: Path, url: str, *extra: str, env: dict[str, str] | None = None) -> None:
+        with contextlib.suppress(FileExistsError):  # also a dead mount point (stat fails)
+            mountpoint.mkdir(parents=True)
+        self.path = mountpoint
+        args = [
+            sys.executable, "-m", "omicsfs", "mount", str(mountpoint), "--endpoint-url", url,
+            "--foreground", "--retry-delay", "0.01", "--metadata-tps", "1000", *extra,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env or aws_env())
+        assert self.process.stderr is not None
+        self.lines: list[str] = []
+        for line in self.process.stderr:
+            self.lines.append(line)
+            if "omicsfs is mounted at" in line:
+                break
+        else:
+            self.process.wait()
+            raise RuntimeError("mount failed:\n" + "".join(self.lines))
+        self._drain = threading.Thread(target=self._read_log, daemon=True)
+        self._drain.start()
+
+    def _read_log(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def mounted(self) -> bool:
+        return mount_table().get(str(self.path)) == "fuse.omicsfs"
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signals the daemon and returns its exit status; the mount point is free afterwards."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                code = self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                code = self.process.wait()
+        else:
+            code = self.process.returncode
+        self._drain.join(timeout=10)
+        if self.mounted:
+            subprocess.run(["fusermount3", "-u", "-z", str(self.path)], check=False)
+        return code
