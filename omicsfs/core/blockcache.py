@@ -136,7 +136,8 @@ class BlockCache:
         first_part = offset // layout.part_size + 1
         last_part = (end - 1) // layout.part_size + 1
         for part in range(first_part + 1, last_part + 1):
-            self.ensure_fetch(file, part, prefetch=False)  # later parts start while we wait for the first
+            if not self.part_present(file, part):
+                self.ensure_fetch(file, part, prefetch=False)  # start now, while we wait for the first
         pieces: list[bytes] = []
         position = offset
         while position < end:
@@ -232,7 +233,8 @@ class BlockCache:
                     fetch.file.source.operation, lambda: self._attempt(fetch, writer)
                 )
             if writer is not None:
-                await writer.commit()
+                with trio.CancelScope(shield=True):  # an unmount must not lose a fetched part
+                    await writer.commit()
         except BaseException as exc:
             if writer is not None:
                 writer.abort()
@@ -270,6 +272,8 @@ class BlockCache:
                 if fetch.filled + len(chunk) > fetch.length:
                     raise TransportFailure(source.operation, f"part {fetch.part} is longer than its metadata says")
                 await self._append(fetch, chunk, writer)
+                if fetch.filled == fetch.length:
+                    break  # complete: no need to wait for the end of the body
         finally:
             stream.close()
         if fetch.filled < fetch.length:

@@ -1,0 +1,74 @@
+"""Listing TTLs and invalidation, driven through the core (no kernel) against the local service
+with a controlled clock, so "within the TTL" is tested without sleeping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from omicsfs.backend.client import make_client, make_session
+from omicsfs.backend.omics import BackendLimits, OmicsBackend
+from omicsfs.config import MountConfig
+from omicsfs.core.blockcache import BlockCache
+from omicsfs.core.catalog import Catalog
+from omicsfs.core.filesystem import ROOT_INODE, FileSystem
+from omicsfs.core.metastore import MetadataStore
+from omicsfs.stats import Stats
+from tests.localservice import RunningService
+from tests.mount.builders import fastq_gz
+from tests.mounting import TEST_ENV
+from tests.service.helpers import upload_file
+
+
+def test_new_and_deleted_read_sets_show_up_after_the_ttl(
+    private_service: RunningService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    omics = private_service.client()
+    store = omics.create_sequence_store(name="live")
+    first = upload_file(omics, store["id"], {"SOURCE1": fastq_gz(5)}, "FASTQ", name="first")
+    private_service.drain()
+    now = [1000.0]
+    invalidated: list[str] = []
+
+    async def main() -> None:
+        client = make_client(make_session(region="us-west-2", profile=None), endpoint_url=private_service.url)
+        stats = Stats()
+        backend = OmicsBackend(client, BackendLimits(metadata_tps=1000), stats)
+        catalog = Catalog(backend, MetadataStore(None), listing_ttl=30, clock=lambda: now[0])
+        config = MountConfig(listing_ttl=30)
+        fs = FileSystem(catalog, BlockCache(backend, config.cache, stats), config, stats,
+                        invalidate=lambda parent, name, ino: invalidated.append(name))  # fmt: skip
+
+        async def names() -> list[str]:
+            stores = await fs.lookup(ROOT_INODE, "sequence-stores")
+            folder = await fs.lookup(stores.ino, "live")
+            handle = await fs.opendir(folder.ino)
+            listed = [name for _, name, _ in fs.readdir(handle, 0) if name.endswith(".gz")]
+            fs.releasedir(handle)
+            return listed
+
+        assert await names() == ["first.fastq.gz"]
+        lists = stats.api_calls["ListReadSets"]
+        second = await trio.to_thread.run_sync(
+            lambda: upload_file(omics, store["id"], {"SOURCE1": fastq_gz(5, seed=2)}, "FASTQ", name="second")
+        )
+        await trio.to_thread.run_sync(private_service.drain)
+        now[0] += 29
+        assert await names() == ["first.fastq.gz"]  # within the TTL: cached, no call
+        assert stats.api_calls["ListReadSets"] == lists
+        now[0] += 2
+        assert await names() == ["first.fastq.gz", "second.fastq.gz"]
+        assert stats.api_calls["ListReadSets"] == lists + 1
+
+        await trio.to_thread.run_sync(lambda: omics.batch_delete_read_set(sequenceStoreId=store["id"], ids=[first]))
+        await trio.to_thread.run_sync(private_service.drain)
+        now[0] += 31
+        assert await names() == ["second.fastq.gz"]
+        assert "first.fastq.gz" in invalidated  # the kernel is told to drop the cached entry
+        assert second
+
+    trio.run(main)
