@@ -94,19 +94,19 @@ def _add_mount_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--sequence-store", action="append", default=[], metavar="ID", help="show only these sequence stores"
     )
     mount.add_argument(
-        "--reference-store", action="append", default=[], metavar="ID", help="show only these reference stores"
+        "--reference-store", action="append", default=[], metavar="ID", help="only these reference stores"
     )
     mount.add_argument(
-        "--listing-ttl", type=float, default=30.0, help="seconds listings are cached (default 30; must be > 0)"
+        "--listing-ttl", type=float, default=30.0, help="seconds listings are cached (default 30, > 0)"
     )
     mount.add_argument(
-        "--metadata-tps", type=float, default=5.0, help="metadata/list calls per second (default 5, the AWS quota)"
+        "--metadata-tps", type=float, default=5.0, help="metadata/list calls per second (default 5)"
     )
     mount.add_argument(
-        "--retries", type=int, default=10, help="attempts per call on throttling and 5xx before EIO (default 10)"
+        "--retries", type=int, default=10, help="attempts on throttling/5xx before EIO (default 10)"
     )
     mount.add_argument(
-        "--retry-delay", type=float, default=0.1, help="first backoff delay in seconds, doubling (default 0.1)"
+        "--retry-delay", type=float, default=0.1, help="first backoff delay, seconds (default 0.1)"
     )
     mount.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper)
     mount.add_argument("--log-file", help="log here when detached (default: syslog)")

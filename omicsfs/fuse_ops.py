@@ -13,7 +13,6 @@ import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import cast
 
 import pyfuse3
 import trio
@@ -32,11 +31,11 @@ _QUIET = {errno.ENOENT, pyfuse3.ENOATTR, errno.ENOTSUP}
 
 def _entry(attr: Attr) -> pyfuse3.EntryAttributes:
     entry = pyfuse3.EntryAttributes()
-    entry.st_ino = cast(pyfuse3.InodeT, attr.ino)
+    entry.st_ino = pyfuse3.InodeT(attr.ino)
     entry.generation = 0
     entry.entry_timeout = attr.entry_timeout
     entry.attr_timeout = attr.attr_timeout
-    entry.st_mode = cast(pyfuse3.ModeT, attr.mode)
+    entry.st_mode = pyfuse3.ModeT(attr.mode)
     entry.st_nlink = attr.nlink
     entry.st_uid = attr.uid
     entry.st_gid = attr.gid
@@ -76,7 +75,9 @@ class OmicsOperations(pyfuse3.Operations):
                 if isinstance(exc, FsError | BackendError):
                     log.warning("%s %s -> %s: %s%s", op, target, errno.errorcode.get(code), exc, detail)
                 else:
-                    log.exception("%s %s -> %s: unexpected error (a bug)", op, target, errno.errorcode.get(code))
+                    log.exception(
+                        "%s %s -> %s: unexpected error (a bug)", op, target, errno.errorcode.get(code)
+                    )
             raise pyfuse3.FUSEError(code) from None
 
     async def lookup(
@@ -96,18 +97,20 @@ class OmicsOperations(pyfuse3.Operations):
 
     async def readlink(self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext) -> pyfuse3.FileNameT:
         async with self._guard("readlink", inode):
-            return cast(pyfuse3.FileNameT, os.fsencode(await self.fs.readlink(inode)))
+            return pyfuse3.FileNameT(os.fsencode(await self.fs.readlink(inode)))
         raise AssertionError("unreachable")
 
     async def opendir(self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext) -> pyfuse3.FileHandleT:
         async with self._guard("opendir", inode):
-            return cast(pyfuse3.FileHandleT, await self.fs.opendir(inode))
+            return pyfuse3.FileHandleT(await self.fs.opendir(inode))
         raise AssertionError("unreachable")
 
     async def readdir(self, fh: pyfuse3.FileHandleT, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         async with self._guard("readdir", fh):
             for next_id, name, attr in self.fs.readdir(fh, start_id):
-                if not pyfuse3.readdir_reply(token, cast(pyfuse3.FileNameT, os.fsencode(name)), _entry(attr), next_id):
+                if not pyfuse3.readdir_reply(
+                    token, pyfuse3.FileNameT(os.fsencode(name)), _entry(attr), next_id
+                ):
                     return
 
     async def releasedir(self, fh: pyfuse3.FileHandleT) -> None:
@@ -116,7 +119,7 @@ class OmicsOperations(pyfuse3.Operations):
     async def open(self, inode: pyfuse3.InodeT, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         async with self._guard("open", inode):
             handle, keep_cache = await self.fs.open(inode, flags)
-            return pyfuse3.FileInfo(fh=cast(pyfuse3.FileHandleT, handle), keep_cache=keep_cache)
+            return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(handle), keep_cache=keep_cache)
         raise AssertionError("unreachable")
 
     async def read(self, fh: pyfuse3.FileHandleT, off: int, size: int) -> bytes:
@@ -141,7 +144,7 @@ class OmicsOperations(pyfuse3.Operations):
         self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext
     ) -> Sequence[pyfuse3.XAttrNameT]:
         async with self._guard("listxattr", inode):
-            return [cast(pyfuse3.XAttrNameT, name.encode()) for name in await self.fs.xattrs(inode)]
+            return [pyfuse3.XAttrNameT(name.encode()) for name in await self.fs.xattrs(inode)]
         raise AssertionError("unreachable")
 
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:

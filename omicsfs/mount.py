@@ -76,29 +76,34 @@ def check_mountpoint(mountpoint: Path, *, nonempty: bool = False) -> None:
     """Missing, not a folder, already mounted, stale or not empty: each a clear MountError.
 
     A stale omicsfs mount (its daemon died; every access says "Transport endpoint is not
-    connected") is cleared with a lazy unmount and the mount goes ahead.
+    connected") is cleared with a lazy unmount and the mount goes ahead. It is probed with a
+    listing, not a stat: the kernel may answer a stat of a dead mount from its attribute cache.
     """
     point = str(mountpoint)
+    fstype = mount_table().get(point)
+    if fstype is not None:
+        try:
+            os.listdir(point)
+        except OSError as exc:
+            if exc.errno != errno.ENOTCONN:
+                raise MountError(f"mount point {point}: {exc.strerror}") from None
+            if fstype != FSTYPE:
+                raise MountError(
+                    f"{point} is a dead FUSE mount ({fstype}); clear it with: fusermount3 -u -z {point}"
+                ) from None
+            log.warning("%s is a stale omicsfs mount (its daemon died); unmounting it first", point)
+            lazy_unmount(point)
+        else:
+            if fstype == FSTYPE:
+                raise MountError(f"{point} is already an omicsfs mount (unmount it: omicsfs unmount {point})")
     try:
-        info = os.stat(point)
+        os.stat(point)
     except FileNotFoundError:
         raise MountError(f"mount point {point} does not exist (create it with: mkdir -p {point})") from None
     except OSError as exc:
-        if exc.errno != errno.ENOTCONN:
-            raise MountError(f"mount point {point}: {exc.strerror}") from None
-        fstype = mount_table().get(point, "")
-        if fstype != FSTYPE:
-            raise MountError(
-                f"{point} is a dead FUSE mount ({fstype or 'unknown type'}); clear it with: fusermount3 -u -z {point}"
-            ) from None
-        log.warning("%s is a stale omicsfs mount (its daemon died); unmounting it first", point)
-        lazy_unmount(point)
-        info = os.stat(point)
+        raise MountError(f"mount point {point}: {exc.strerror}") from None
     if not os.path.isdir(point):
         raise MountError(f"mount point {point} is not a folder")
-    if mount_table().get(point) == FSTYPE:
-        raise MountError(f"{point} is already an omicsfs mount (unmount it with: omicsfs unmount {point})")
-    del info
     if not nonempty and os.listdir(point):
         raise MountError(f"mount point {point} is not empty (use an empty folder, or -o nonempty)")
 
@@ -123,6 +128,11 @@ def _user_allow_other(fuse_conf: Path) -> bool:
     return any(line.split("#", 1)[0].strip() == "user_allow_other" for line in lines)
 
 
+_BAD_CREDENTIALS = frozenset(
+    {"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "NoCredentials"}
+)
+
+
 def check_service(target: Target) -> None:
     """Credentials present and the endpoint answering, before anything is mounted."""
     session = make_session(region=target.region, profile=target.profile)
@@ -141,9 +151,7 @@ def check_service(target: Target) -> None:
         where = target.endpoint_url or f"HealthOmics in {session.region_name}"
         if isinstance(error, TransportFailure):
             raise MountError(f"cannot reach {where}: {error.message}") from None
-        if isinstance(error, AccessDenied) and error.code in (
-            "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "NoCredentials",
-        ):  # fmt: skip
+        if isinstance(error, AccessDenied) and error.code in _BAD_CREDENTIALS:
             raise MountError(f"{where} rejected the credentials: {error.message}") from None
         if isinstance(error, AccessDenied):
             log.warning("listing sequence stores is not allowed (%s); mounting anyway", error.message)
@@ -155,8 +163,10 @@ def lazy_unmount(point: str) -> None:
     for command in (["fusermount3", "-u", "-z", point], ["umount", "-l", point]):
         if shutil.which(command[0]) is None:
             continue
-        if subprocess.run(command, capture_output=True).returncode == 0:
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode == 0 and mount_table().get(point) is None:
             return
+        log.warning("%s: %s", " ".join(command[:-1]), result.stderr.strip() or "still mounted")
 
 
 def unmount(point: str) -> None:
@@ -211,7 +221,9 @@ async def serve(
     session = make_session(region=target.region, profile=target.profile)
     limits = config.limits
     client = make_client(
-        session, endpoint_url=target.endpoint_url, pool_connections=limits.data_streams + limits.control_threads
+        session,
+        endpoint_url=target.endpoint_url,
+        pool_connections=limits.data_streams + limits.control_threads,
     )
     backend = OmicsBackend(client, limits, stats)
     metastore = MetadataStore(config.metadata_dir)
@@ -239,7 +251,7 @@ async def serve(
     try:
         async with trio.open_nursery() as nursery:
             cache.attach(nursery)
-            nursery.start_soon(_signals, catalog)
+            await nursery.start(_signals, catalog)  # handlers are in place before we say ready
             threading.Thread(target=_raise_readahead, args=(mountpoint,), daemon=True).start()
             on_ready()
             await pyfuse3.main()
@@ -260,8 +272,9 @@ def _invalidate(parent: int, name: str, ino: int) -> None:
         log.debug("invalidating %s failed", name, exc_info=True)
 
 
-async def _signals(catalog: Catalog) -> None:
+async def _signals(catalog: Catalog, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        task_status.started()
         async for signum in signals:
             if signum == signal.SIGHUP:
                 log.info("SIGHUP: listings will be fetched again on next access")

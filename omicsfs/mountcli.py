@@ -67,7 +67,9 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
     target = Target(endpoint_url=args.endpoint_url, region=args.region, profile=args.profile)
     try:
         if args.listing_ttl <= 0:
-            raise MountError("--listing-ttl must be positive (a TTL of 0 would list the store on every access)")
+            raise MountError(
+                "--listing-ttl must be positive (a TTL of 0 would list the store on every access)"
+            )
         config = config_from_args(args)
         if args.cache_dir:
             args.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -91,7 +93,9 @@ def _daemon_argv(argv: list[str]) -> list[str]:
     """The user's own arguments, with the mount point made absolute (the child runs in /)."""
     result = []
     for item in argv:
-        result.append(os.path.abspath(item) if item and os.path.isdir(item) and not item.startswith("-") else item)
+        result.append(
+            os.path.abspath(item) if item and os.path.isdir(item) and not item.startswith("-") else item
+        )
     return result
 
 

@@ -40,9 +40,13 @@ def stage(s3_root: Path, files: list[Path], prefix: str) -> dict[Path, str]:
     return uris
 
 
-def upload(omics: Any, store_id: str, file_type: str, sources: dict[str, Path], part_size: int, **fields: Any) -> str:
+def upload(
+    omics: Any, store_id: str, file_type: str, sources: dict[str, Path], part_size: int, **fields: Any
+) -> str:
     """One read set through Create/UploadPart/Complete; returns its ID."""
-    created = omics.create_multipart_read_set_upload(sequenceStoreId=store_id, sourceFileType=file_type, **fields)
+    created = omics.create_multipart_read_set_upload(
+        sequenceStoreId=store_id, sourceFileType=file_type, **fields
+    )
     parts = []
     for source, path in sources.items():
         with open(path, "rb") as handle:
@@ -79,18 +83,22 @@ def load_sample(
         sources=[{"sourceFile": uris[sample.reference], "name": "demo-genome"}],
     )  # fmt: skip
     wait()
-    reference_id = _finished(omics.get_reference_import_job(referenceStoreId=reference_store["id"], id=job["id"]))
-    reference_arn = omics.get_reference_metadata(referenceStoreId=reference_store["id"], id=reference_id)["arn"]
+    reference_id = _finished(
+        omics.get_reference_import_job(referenceStoreId=reference_store["id"], id=job["id"])
+    )
+    reference_arn = omics.get_reference_metadata(referenceStoreId=reference_store["id"], id=reference_id)[
+        "arn"
+    ]
 
     store = omics.create_sequence_store(name=store_name, description="omicsfs sample data")
     common = {"subjectId": subject_id, "sampleId": sample_id}
     job = omics.start_read_set_import_job(
         sequenceStoreId=store["id"], roleArn=ROLE_ARN,
         sources=[
-            {"sourceFiles": {"source1": uris[sample.bam]}, "sourceFileType": "BAM", "name": f"{sample_id}-aligned",
-             "referenceArn": reference_arn, **common},
-            {"sourceFiles": {"source1": uris[sample.cram]}, "sourceFileType": "CRAM", "name": f"{sample_id}-aligned",
-             "referenceArn": reference_arn, **common},
+            {"sourceFiles": {"source1": uris[sample.bam]}, "sourceFileType": "BAM",
+             "name": f"{sample_id}-aligned", "referenceArn": reference_arn, **common},
+            {"sourceFiles": {"source1": uris[sample.cram]}, "sourceFileType": "CRAM",
+             "name": f"{sample_id}-aligned", "referenceArn": reference_arn, **common},
         ],
     )  # fmt: skip
     fastq = upload(omics, store["id"], "FASTQ", {"SOURCE1": sample.fastq1, "SOURCE2": sample.fastq2},

@@ -33,7 +33,11 @@ def aws_env(**extra: str) -> dict[str, str]:
 def omicsfs(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Runs the omicsfs command line as a user does."""
     return subprocess.run(
-        [sys.executable, "-m", "omicsfs", *args], capture_output=True, text=True, env=env or aws_env(), timeout=120
+        [sys.executable, "-m", "omicsfs", *args],
+        capture_output=True,
+        text=True,
+        env=env or aws_env(),
+        timeout=120,
     )
 
 

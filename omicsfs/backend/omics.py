@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
@@ -50,7 +50,7 @@ class BackendLimits:
     get_reference_tps: float = 10.0
     control_threads: int = 8
     data_streams: int = 16
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,9 @@ class OmicsBackend:
         raw = await self._paginate("ListReadSets", "list_read_sets", "readSets", sequenceStoreId=store_id)
         return [_read_set(item, store_id) for item in raw]
 
-    async def get_read_set_metadata(self, store_id: str, read_set_id: str) -> tuple[ReadSetSummary, ObjectFiles]:
+    async def get_read_set_metadata(
+        self, store_id: str, read_set_id: str
+    ) -> tuple[ReadSetSummary, ObjectFiles]:
         raw = await self._control_call(
             "GetReadSetMetadata", "get_read_set_metadata", sequenceStoreId=store_id, id=read_set_id
         )

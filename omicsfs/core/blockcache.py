@@ -229,9 +229,7 @@ class BlockCache:
             writer = self.disk.begin(self.disk.path(fetch.file.key, fetch.part))
         try:
             async with self.backend.data_streams:
-                await self.backend.retrying(
-                    fetch.file.source.operation, lambda: self._attempt(fetch, writer)
-                )
+                await self.backend.retrying(fetch.file.source.operation, lambda: self._attempt(fetch, writer))
             if writer is not None:
                 with trio.CancelScope(shield=True):  # an unmount must not lose a fetched part
                     await writer.commit()
@@ -270,7 +268,9 @@ class BlockCache:
                 if received - len(chunk) < skip:
                     chunk = chunk[skip - (received - len(chunk)) :]
                 if fetch.filled + len(chunk) > fetch.length:
-                    raise TransportFailure(source.operation, f"part {fetch.part} is longer than its metadata says")
+                    raise TransportFailure(
+                        source.operation, f"part {fetch.part} is longer than its metadata says"
+                    )
                 await self._append(fetch, chunk, writer)
                 if fetch.filled == fetch.length:
                     break  # complete: no need to wait for the end of the body

@@ -105,7 +105,7 @@ class Catalog:
                 return [await self.backend.get_sequence_store(sid) for sid in self.sequence_store_ids]
             return await self.backend.list_sequence_stores()
 
-        return (await self._listing(("sequence-stores",), fetch)).value  # type: ignore[no-any-return]
+        return (await self._listing(("sequence-stores",), fetch)).value
 
     async def reference_stores(self) -> list[StoreSummary]:
         async def fetch() -> list[StoreSummary]:
@@ -113,7 +113,7 @@ class Catalog:
                 return [await self.backend.get_reference_store(sid) for sid in self.reference_store_ids]
             return await self.backend.list_reference_stores()
 
-        return (await self._listing(("reference-stores",), fetch)).value  # type: ignore[no-any-return]
+        return (await self._listing(("reference-stores",), fetch)).value
 
     async def read_sets(self, store_id: str) -> tuple[int, dict[str, ReadSetSummary]]:
         """(listing version, read sets by ID). The version changes whenever the listing is refetched."""
@@ -139,7 +139,7 @@ class Catalog:
                 log.info("no permission to list %s %s jobs of %s; showing none", store_kind, kind, store_id)
                 return {}
 
-        return (await self._listing(("jobs", store_kind, store_id, kind), fetch)).value  # type: ignore[no-any-return]
+        return (await self._listing(("jobs", store_kind, store_id, kind), fetch)).value
 
     async def job_document(self, job: JobSummary, store_kind: str) -> bytes:
         """The job as the Get*Job call returns it (status, times, per-source results), as JSON."""

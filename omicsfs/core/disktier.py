@@ -67,7 +67,9 @@ class DiskTier:
         if path not in self._index:
             return None
         self._index.move_to_end(path)
-        data = await trio.to_thread.run_sync(self._read_block, path, part_length, block, limiter=self._limiter)
+        data = await trio.to_thread.run_sync(
+            self._read_block, path, part_length, block, limiter=self._limiter
+        )
         if data is None:
             log.warning("disk cache file %s is damaged or truncated; refetching the part", path)
             self.discard(path)

@@ -121,7 +121,9 @@ class FileSystem:
 
     # -- attributes -----------------------------------------------------------------------------
 
-    def _attr(self, ino: int, mode: int, size: int, mtime: float, timeout: float, attr_timeout: float | None = None) -> Attr:
+    def _attr(
+        self, ino: int, mode: int, size: int, mtime: float, timeout: float, attr_timeout: float | None = None
+    ) -> Attr:
         folder = stat.S_ISDIR(mode)
         return Attr(
             ino=ino,
@@ -181,7 +183,9 @@ class FileSystem:
             if layout is None:
                 raise FsError(errno.ENOENT, f"{summary.id} has no {key[4]} file")
             timeout = immutable if summary.status == ACTIVE else ttl
-            return self._attr(ino, stat.S_IFREG | 0o444, layout.content_length, summary.creation_time, timeout)
+            return self._attr(
+                ino, stat.S_IFREG | 0o444, layout.content_length, summary.creation_time, timeout
+            )
         raise FsError(errno.ENOENT, f"unknown node {key}")
 
     async def _prefetch_siblings(self, key: Key) -> None:
@@ -352,14 +356,21 @@ class FileSystem:
             values = _object_xattrs(summary)
             values["file"] = key[4].upper()
             if isinstance(summary, ReadSetSummary):
-                values["etag"] = {"source1": summary.etag_source1, "source2": summary.etag_source2}.get(key[4], "")
+                values["etag"] = {"source1": summary.etag_source1, "source2": summary.etag_source2}.get(
+                    key[4], ""
+                )
                 values["etagAlgorithm"] = summary.etag_algorithm
         elif key[0] == "store":
             store = await self.tree.store(key[1], key[2])
             if store is None:
                 raise FsError(errno.ENOENT)
-            values = {"id": store.id, "arn": store.arn, "name": store.name,
-                      "creationTime": _iso(store.creation_time), "description": store.description}  # fmt: skip
+            values = {
+                "id": store.id,
+                "arn": store.arn,
+                "name": store.name,
+                "creationTime": _iso(store.creation_time),
+                "description": store.description,
+            }
         elif key[0] == "job":
             job = await self._job(key)
             values = {"id": job.id, "status": job.status, "creationTime": _iso(job.creation_time)}
@@ -367,7 +378,11 @@ class FileSystem:
 
 
 def _iso(epoch_seconds: float) -> str:
-    return dt.datetime.fromtimestamp(epoch_seconds, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        dt.datetime.fromtimestamp(epoch_seconds, dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def _object_xattrs(summary: Summary) -> dict[str, str]:

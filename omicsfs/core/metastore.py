@@ -48,7 +48,8 @@ class MetadataStore:
         if self._db is None:
             return None
         row = self._db.execute(
-            "SELECT doc FROM objects WHERE kind = ? AND id = ? AND validator = ?", (kind, object_id, validator)
+            "SELECT doc FROM objects WHERE kind = ? AND id = ? AND validator = ?",
+            (kind, object_id, validator),
         ).fetchone()
         if row is None:
             return None
@@ -61,7 +62,8 @@ class MetadataStore:
         if self._db is None:
             return
         self._db.execute(
-            "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)", (kind, object_id, files.validator, files.to_json())
+            "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
+            (kind, object_id, files.validator, files.to_json()),
         )
 
     def close(self) -> None:

@@ -64,7 +64,9 @@ def assign_names(
     for item in items:
         for suffix, _ in suffixes(item):
             owners[stems[object_id(item)] + suffix].add(object_id(item))
-    clashing = {oid for file_name, ids in owners.items() if len(ids) > 1 or file_name in RESERVED for oid in ids}
+    clashing = {
+        oid for file_name, ids in owners.items() if len(ids) > 1 or file_name in RESERVED for oid in ids
+    }
     result: dict[str, tuple[K, str]] = {}
     for item in sorted(items, key=object_id):
         oid = object_id(item)
@@ -76,7 +78,9 @@ def assign_names(
     return result
 
 
-def assign_folder_names(objects: Iterable[K], object_id: Callable[[K], str], name: Callable[[K], str]) -> dict[str, K]:
+def assign_folder_names(
+    objects: Iterable[K], object_id: Callable[[K], str], name: Callable[[K], str]
+) -> dict[str, K]:
     """Folder names for stores (and sample/subject groups): same rules, no suffixes."""
     named = assign_names(objects, object_id, name, lambda _item: [("", "")])
     return {folder: item for folder, (item, _) in named.items()}

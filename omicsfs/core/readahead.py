@@ -50,8 +50,10 @@ class StreamState:
             self.consumed_in_part = 0
         self.consumed_in_part += size
         self.next_offset = max(self.next_offset, offset + size) if near else offset + size
-        if self.depth == 0 and near and (
-            self.in_order >= 2 or self.consumed_in_part * 2 >= layout.part_length(part)
+        if (
+            self.depth == 0
+            and near
+            and (self.in_order >= 2 or self.consumed_in_part * 2 >= layout.part_length(part))
         ):
             self.depth = 1
         last = min(layout.total_parts, part + self.depth)

@@ -67,7 +67,9 @@ class Tree:
 
     async def stores(self, kind: str) -> dict[str, StoreSummary]:
         listed = (
-            await self.catalog.sequence_stores() if kind == "sequence" else await self.catalog.reference_stores()
+            await self.catalog.sequence_stores()
+            if kind == "sequence"
+            else await self.catalog.reference_stores()
         )
         return assign_folder_names(listed, lambda s: s.id, lambda s: s.name)
 
@@ -115,16 +117,22 @@ class Tree:
             self._epoch += 1
 
     async def folder(self, kind: str, store_id: str) -> StoreFolder:
+        objects: dict[str, Summary]
         if kind == "sequence":
-            version, objects = await self.catalog.read_sets(store_id)
+            version, read_sets = await self.catalog.read_sets(store_id)
+            objects = cast("dict[str, Summary]", read_sets)
         else:
-            version, objects = await self.catalog.references(store_id)
+            version, references = await self.catalog.references(store_id)
+            objects = cast("dict[str, Summary]", references)
         cached = self._folders.get((kind, store_id))
         if cached is not None and cached.version == (version, self._epoch):
             return cached
         suffixes = {obj.id: self._suffixes(obj) for obj in objects.values()}
         files = assign_names(
-            cast("list[Summary]", list(objects.values())), lambda o: o.id, lambda o: o.name, lambda o: suffixes[o.id]
+            cast("list[Summary]", list(objects.values())),
+            lambda o: o.id,
+            lambda o: o.name,
+            lambda o: suffixes[o.id],
         )
         folder = StoreFolder(version=(version, self._epoch), files=files, objects=objects)
         for name, (summary, file_key) in files.items():
@@ -223,7 +231,17 @@ class Tree:
 
 
 def is_folder(key: Key) -> bool:
-    return key[0] in ("root", "stores", "stores-by-id", "store", "by-id", "groups", "group", "jobs", "job-kind")
+    return key[0] in (
+        "root",
+        "stores",
+        "stores-by-id",
+        "store",
+        "by-id",
+        "groups",
+        "group",
+        "jobs",
+        "job-kind",
+    )
 
 
 def is_link(key: Key) -> bool:

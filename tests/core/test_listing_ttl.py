@@ -64,7 +64,9 @@ def test_new_and_deleted_read_sets_show_up_after_the_ttl(
         assert await names() == ["first.fastq.gz", "second.fastq.gz"]
         assert stats.api_calls["ListReadSets"] == lists + 1
 
-        await trio.to_thread.run_sync(lambda: omics.batch_delete_read_set(sequenceStoreId=store["id"], ids=[first]))
+        await trio.to_thread.run_sync(
+            lambda: omics.batch_delete_read_set(sequenceStoreId=store["id"], ids=[first])
+        )
         await trio.to_thread.run_sync(private_service.drain)
         now[0] += 31
         assert await names() == ["second.fastq.gz"]

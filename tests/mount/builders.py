@@ -23,7 +23,12 @@ def tiny_read_sets(omics: Any, store_id: str, count: int, prefix: str = "rs", **
 
     def one(index: int) -> str:
         return upload_file(
-            omics, store_id, {"SOURCE1": fastq_gz(3, seed=index)}, "FASTQ", name=f"{prefix}-{index:04d}", **fields
+            omics,
+            store_id,
+            {"SOURCE1": fastq_gz(3, seed=index)},
+            "FASTQ",
+            name=f"{prefix}-{index:04d}",
+            **fields,
         )
 
     with ThreadPoolExecutor(8) as pool:

@@ -23,11 +23,15 @@ def loaded_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
 @pytest.fixture(scope="session")
 def loaded(loaded_service: RunningService, sample: SampleFiles) -> LoadedSample:
     """The sample loaded through import jobs and uploads; 64 KiB parts, so files span many parts."""
-    return load_sample(loaded_service.client(), loaded_service.s3_root, sample, loaded_service.drain, part_size=65536)
+    return load_sample(
+        loaded_service.client(), loaded_service.s3_root, sample, loaded_service.drain, part_size=65536
+    )
 
 
 @pytest.fixture(scope="module")
-def mnt(tmp_path_factory: pytest.TempPathFactory, loaded_service: RunningService, loaded: LoadedSample) -> Iterator[Mounted]:
+def mnt(
+    tmp_path_factory: pytest.TempPathFactory, loaded_service: RunningService, loaded: LoadedSample
+) -> Iterator[Mounted]:
     mounted = Mounted(tmp_path_factory.mktemp("mnt"), loaded_service.url)
     yield mounted
     assert mounted.stop() == 0

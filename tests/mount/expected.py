@@ -32,12 +32,17 @@ def read_set_bytes(omics: Any, loaded: LoadedSample, name: str) -> bytes:
 def reference_bytes(omics: Any, loaded: LoadedSample, name: str) -> bytes:
     file = REFERENCE_FILES[name]
     if ("ref", file) not in _cache:
-        meta = omics.get_reference_metadata(referenceStoreId=loaded.reference_store_id, id=loaded.reference_id)
+        meta = omics.get_reference_metadata(
+            referenceStoreId=loaded.reference_store_id, id=loaded.reference_id
+        )
         parts = []
         for number in range(1, meta["files"][file.lower()]["totalParts"] + 1):
             parts.append(
                 omics.get_reference(
-                    referenceStoreId=loaded.reference_store_id, id=loaded.reference_id, file=file, partNumber=number
+                    referenceStoreId=loaded.reference_store_id,
+                    id=loaded.reference_id,
+                    file=file,
+                    partNumber=number,
                 )["payload"].read()
             )
         _cache[("ref", file)] = b"".join(parts)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from omicsfs.mount import mount_table
+from omicsfs.sampleload import LoadedSample
 from tests.localservice import RunningService
 from tests.mounting import Mounted, aws_env, omicsfs
 
@@ -37,7 +38,8 @@ def test_every_mutation_is_erofs(store_dir: Path) -> None:
     assert _errno_of(os.setxattr, bam, "user.omics.name", b"x") == errno.EROFS
     assert _errno_of(os.utime, bam, (1, 1)) == errno.EROFS
     result = subprocess.run(["cp", "/etc/hostname", str(store_dir)], capture_output=True, text=True)
-    assert result.returncode != 0 and "Read-only file system" in result.stderr
+    assert result.returncode != 0
+    assert "Read-only file system" in result.stderr
     assert "new.bam" not in os.listdir(store_dir)
 
 
@@ -62,24 +64,31 @@ def test_mount_command_failures_are_one_clear_line(tmp_path: Path, loaded_servic
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
     cases["cannot reach http://127.0.0.1:9"] = (
-        ["mount", str(mountpoint), "--endpoint-url", "http://127.0.0.1:9"], aws_env()
+        ["mount", str(mountpoint), "--endpoint-url", "http://127.0.0.1:9"],
+        aws_env(),
     )
     cases["no AWS credentials"] = (["mount", str(mountpoint), "--endpoint-url", url], no_credentials)
     full = tmp_path / "full"
     full.mkdir()
     (full / "file").write_text("x")
     cases["not empty"] = (["mount", str(full), "--endpoint-url", url], aws_env())
-    cases["must be positive"] = (["mount", str(mountpoint), "--endpoint-url", url, "--listing-ttl", "0"], aws_env())
+    cases["must be positive"] = (
+        ["mount", str(mountpoint), "--endpoint-url", url, "--listing-ttl", "0"],
+        aws_env(),
+    )
     for expected, (args, env) in cases.items():
         result = omicsfs(*args, env=env)
         assert result.returncode == 1, (expected, result.stderr)
         lines = [line for line in result.stderr.splitlines() if line.startswith("omicsfs mount:")]
-        assert len(lines) == 1 and expected in lines[0], (expected, result.stderr)
+        assert len(lines) == 1, (expected, result.stderr)
+        assert expected in lines[0], (expected, result.stderr)
         assert "Traceback" not in result.stderr
     assert str(mountpoint) not in mount_table()
 
 
-def test_detached_mount_returns_when_ready_and_unmount_clears_it(tmp_path: Path, loaded_service: RunningService) -> None:
+def test_detached_mount_returns_when_ready_and_unmount_clears_it(
+    tmp_path: Path, loaded_service: RunningService, loaded: LoadedSample
+) -> None:
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
     log = tmp_path / "omicsfs.log"
@@ -89,7 +98,8 @@ def test_detached_mount_returns_when_ready_and_unmount_clears_it(tmp_path: Path,
         assert mount_table()[str(mountpoint)] == "fuse.omicsfs"
         assert "demo-cohort" in os.listdir(mountpoint / "sequence-stores")
         again = omicsfs("mount", str(mountpoint), "--endpoint-url", loaded_service.url)
-        assert again.returncode == 1 and "already an omicsfs mount" in again.stderr
+        assert again.returncode == 1
+        assert "already an omicsfs mount" in again.stderr
     finally:
         assert omicsfs("unmount", str(mountpoint)).returncode == 0
     assert str(mountpoint) not in mount_table()
@@ -98,7 +108,9 @@ def test_detached_mount_returns_when_ready_and_unmount_clears_it(tmp_path: Path,
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signals_unmount_cleanly(tmp_path: Path, loaded_service: RunningService, sig: int) -> None:
+def test_signals_unmount_cleanly(
+    tmp_path: Path, loaded_service: RunningService, loaded: LoadedSample, sig: int
+) -> None:
     mounted = Mounted(tmp_path / "mnt", loaded_service.url)
     assert mounted.mounted
     assert mounted.stop(sig) == 0
@@ -106,7 +118,9 @@ def test_signals_unmount_cleanly(tmp_path: Path, loaded_service: RunningService,
     assert os.listdir(mounted.path) == []
 
 
-def test_a_dead_daemon_leaves_a_mount_point_the_next_mount_can_use(tmp_path: Path, loaded_service: RunningService) -> None:
+def test_a_dead_daemon_leaves_a_mount_point_the_next_mount_can_use(
+    tmp_path: Path, loaded_service: RunningService, loaded: LoadedSample
+) -> None:
     first = Mounted(tmp_path / "mnt", loaded_service.url)
     first.process.kill()
     first.process.wait()
@@ -139,7 +153,10 @@ def test_allow_other_without_user_allow_other_is_explained(tmp_path: Path) -> No
 def test_allow_other_mount_as_root(tmp_path: Path, loaded_service: RunningService) -> None:
     mounted = Mounted(tmp_path / "mnt", loaded_service.url, "--allow-other")
     try:
-        options = subprocess.run(["findmnt", "-no", "OPTIONS", str(mounted.path)], capture_output=True, text=True)
-        assert "allow_other" in options.stdout and "ro" in options.stdout.split(",")[0:2] + ["ro"]
+        options = subprocess.run(
+            ["findmnt", "-no", "OPTIONS", str(mounted.path)], capture_output=True, text=True
+        )
+        assert "allow_other" in options.stdout
+        assert "ro" in [*options.stdout.split(",")[0:2], "ro"]
     finally:
         assert mounted.stop() == 0

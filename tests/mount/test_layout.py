@@ -25,11 +25,18 @@ def test_top_level_and_store_folders(mnt: Mounted, loaded: LoadedSample) -> None
 
 
 def test_store_folder_lists_every_file_type_with_indexes(store_dir: Path) -> None:
-    assert sorted(os.listdir(store_dir)) == sorted([*READ_SET_FILES, "by-id", "by-sample", "by-subject", ".jobs"])
+    assert sorted(os.listdir(store_dir)) == sorted(
+        [*READ_SET_FILES, "by-id", "by-sample", "by-subject", ".jobs"]
+    )
 
 
 def test_reference_folder(reference_dir: Path, loaded: LoadedSample) -> None:
-    assert sorted(os.listdir(reference_dir)) == [".jobs", "by-id", "demo-genome.fasta", "demo-genome.fasta.fai"]
+    assert sorted(os.listdir(reference_dir)) == [
+        ".jobs",
+        "by-id",
+        "demo-genome.fasta",
+        "demo-genome.fasta.fai",
+    ]
     by_id = reference_dir / "by-id"
     assert sorted(os.listdir(by_id)) == [f"{loaded.reference_id}.fasta", f"{loaded.reference_id}.fasta.fai"]
     assert os.readlink(by_id / f"{loaded.reference_id}.fasta") == "../demo-genome.fasta"
@@ -68,14 +75,22 @@ def test_sample_and_subject_views(store_dir: Path) -> None:
         assert int(out) > 0
 
 
-def test_job_files_describe_the_import_jobs(store_dir: Path, reference_dir: Path, omics: Any, loaded: LoadedSample) -> None:
+def test_job_files_describe_the_import_jobs(
+    store_dir: Path, reference_dir: Path, omics: Any, loaded: LoadedSample
+) -> None:
     imports = omics.list_read_set_import_jobs(sequenceStoreId=loaded.sequence_store_id)["importJobs"]
     assert sorted(os.listdir(store_dir / ".jobs")) == ["activation", "export", "import"]
-    assert sorted(os.listdir(store_dir / ".jobs" / "import")) == sorted(f"{job['id']}.json" for job in imports)
+    assert sorted(os.listdir(store_dir / ".jobs" / "import")) == sorted(
+        f"{job['id']}.json" for job in imports
+    )
     document = json.loads((store_dir / ".jobs" / "import" / f"{imports[0]['id']}.json").read_text())
     assert document["status"] == "COMPLETED"
-    assert document["creationTime"] and document["completionTime"]
-    assert {source["readSetId"] for source in document["sources"]} == {loaded.read_sets["bam"], loaded.read_sets["cram"]}
+    assert document["creationTime"]
+    assert document["completionTime"]
+    assert {source["readSetId"] for source in document["sources"]} == {
+        loaded.read_sets["bam"],
+        loaded.read_sets["cram"],
+    }
     assert all(source["status"] == "FINISHED" for source in document["sources"])
     (ref_job,) = os.listdir(reference_dir / ".jobs" / "import")
     reference_job = json.loads((reference_dir / ".jobs" / "import" / ref_job).read_text())
@@ -86,13 +101,15 @@ def test_job_files_describe_the_import_jobs(store_dir: Path, reference_dir: Path
 def test_attributes(store_dir: Path, omics: Any, loaded: LoadedSample) -> None:
     meta = omics.get_read_set_metadata(sequenceStoreId=loaded.sequence_store_id, id=loaded.read_sets["bam"])
     info = os.stat(store_dir / "NA12878-aligned.bam")
-    assert stat.S_IMODE(info.st_mode) == 0o444 and stat.S_ISREG(info.st_mode)
+    assert stat.S_IMODE(info.st_mode) == 0o444
+    assert stat.S_ISREG(info.st_mode)
     assert info.st_size == meta["files"]["source1"]["contentLength"]
     assert info.st_blocks == -(-info.st_size // 512)
     assert info.st_mtime == meta["creationTime"].timestamp() == info.st_ctime
     assert (info.st_uid, info.st_gid) == (os.getuid(), os.getgid())
     folder = os.stat(store_dir)
-    assert stat.S_IMODE(folder.st_mode) == 0o555 and stat.S_ISDIR(folder.st_mode)
+    assert stat.S_IMODE(folder.st_mode) == 0o555
+    assert stat.S_ISDIR(folder.st_mode)
     assert os.stat(store_dir / "NA12878-aligned.bam").st_ino == info.st_ino  # stable inode numbers
 
 
@@ -107,10 +124,16 @@ def test_xattrs(store_dir: Path, omics: Any, loaded: LoadedSample) -> None:
     assert os.getxattr(path, "user.omics.status") == b"ACTIVE"
     assert os.getxattr(path, "user.omics.referenceArn").decode() == loaded.reference_arn
     assert os.getxattr(path, "user.omics.etag").decode() == meta["etag"]["source1"]
-    assert int(os.getxattr(path, "user.omics.totalReadCount")) == meta["sequenceInformation"]["totalReadCount"]
-    created = dt.datetime.fromisoformat(os.getxattr(path, "user.omics.creationTime").decode().replace("Z", "+00:00"))
+    assert (
+        int(os.getxattr(path, "user.omics.totalReadCount")) == meta["sequenceInformation"]["totalReadCount"]
+    )
+    created = dt.datetime.fromisoformat(
+        os.getxattr(path, "user.omics.creationTime").decode().replace("Z", "+00:00")
+    )
     assert abs(created.timestamp() - meta["creationTime"].timestamp()) < 0.001
-    out = subprocess.run(["getfattr", "-d", "-m", "user.omics", str(path)], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["getfattr", "-d", "-m", "user.omics", str(path)], check=True, capture_output=True, text=True
+    )
     assert 'user.omics.sampleId="NA12878"' in out.stdout
     mate2 = store_dir / "NA12878-reads_2.fastq.gz"
     assert os.getxattr(mate2, "user.omics.file") == b"SOURCE2"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,7 +32,7 @@ def calls(service: RunningService, operation: str) -> int:
 def test_ls_makes_only_list_calls_and_ls_l_one_metadata_call_per_read_set(
     crowded: tuple[RunningService, str, list[str]], tmp_path: Path
 ) -> None:
-    service, _, ids = crowded
+    service, _, _ids = crowded
     mounted = Mounted(tmp_path / "mnt", service.url, "--cache-dir", str(tmp_path / "cache"))
     try:
         folder = mounted.path / "sequence-stores" / "crowded"
@@ -45,7 +44,11 @@ def test_ls_makes_only_list_calls_and_ls_l_one_metadata_call_per_read_set(
         assert calls(service, "GetReadSet") == 0
 
         listing = subprocess.run(["ls", "-l", str(folder)], check=True, capture_output=True, text=True).stdout
-        sizes = {line.split()[-1]: int(line.split()[4]) for line in listing.splitlines()[1:] if line.startswith("-")}
+        sizes = {
+            line.split()[-1]: int(line.split()[4])
+            for line in listing.splitlines()[1:]
+            if line.startswith("-")
+        }
         assert len(sizes) == COUNT
         assert all(size > 0 for size in sizes.values())
         assert calls(service, "GetReadSetMetadata") == COUNT
@@ -69,7 +72,9 @@ def test_ls_makes_only_list_calls_and_ls_l_one_metadata_call_per_read_set(
         assert mounted.stop() == 0
 
 
-def test_a_second_read_of_a_cached_file_makes_no_data_calls(private_service: RunningService, tmp_path: Path) -> None:
+def test_a_second_read_of_a_cached_file_makes_no_data_calls(
+    private_service: RunningService, tmp_path: Path
+) -> None:
     omics = private_service.client()
     store = omics.create_sequence_store(name="reads")
     read_set = upload_file(omics, store["id"], {"SOURCE1": fastq_gz(12000, seed=9)}, "FASTQ", name="big")
@@ -94,7 +99,9 @@ def test_a_second_read_of_a_cached_file_makes_no_data_calls(private_service: Run
         assert mounted.stop() == 0
 
 
-def test_concurrent_cold_readers_share_one_fetch_per_part(private_service: RunningService, tmp_path: Path) -> None:
+def test_concurrent_cold_readers_share_one_fetch_per_part(
+    private_service: RunningService, tmp_path: Path
+) -> None:
     omics = private_service.client()
     store = omics.create_sequence_store(name="shared")
     read_set = upload_file(omics, store["id"], {"SOURCE1": fastq_gz(12000, seed=5)}, "FASTQ", name="hot")

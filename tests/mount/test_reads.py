@@ -23,7 +23,9 @@ def run(*args: str | Path) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(READ_SET_FILES))
-def test_every_read_set_file_is_byte_exact(store_dir: Path, omics: Any, loaded: LoadedSample, name: str) -> None:
+def test_every_read_set_file_is_byte_exact(
+    store_dir: Path, omics: Any, loaded: LoadedSample, name: str
+) -> None:
     expected = read_set_bytes(omics, loaded, name)
     path = store_dir / name
     assert path.stat().st_size == len(expected)
@@ -32,7 +34,9 @@ def test_every_read_set_file_is_byte_exact(store_dir: Path, omics: Any, loaded: 
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_FILES))
-def test_reference_files_are_byte_exact(reference_dir: Path, omics: Any, loaded: LoadedSample, name: str) -> None:
+def test_reference_files_are_byte_exact(
+    reference_dir: Path, omics: Any, loaded: LoadedSample, name: str
+) -> None:
     expected = reference_bytes(omics, loaded, name)
     assert (reference_dir / name).read_bytes() == expected
 
@@ -132,7 +136,9 @@ def test_samtools_on_the_mounted_cram_uses_the_mounted_reference(
 def test_samtools_faidx_on_the_mounted_reference(reference_dir: Path, sample: SampleFiles) -> None:
     reference = reference_dir / "demo-genome.fasta"
     for region in ("chr1:1-100", "chr2:29901-30000", "chr1:12345-23456"):
-        assert run("samtools", "faidx", reference, region) == run("samtools", "faidx", sample.reference, region)
+        assert run("samtools", "faidx", reference, region) == run(
+            "samtools", "faidx", sample.reference, region
+        )
 
 
 def test_fastq_files_are_valid_gzip_with_the_reads(store_dir: Path, sample: SampleFiles) -> None:
@@ -143,7 +149,9 @@ def test_fastq_files_are_valid_gzip_with_the_reads(store_dir: Path, sample: Samp
 
 
 def test_unaligned_bam_reads_match(store_dir: Path, sample: SampleFiles) -> None:
-    assert run("samtools", "view", store_dir / "NA12878-unaligned.bam") == run("samtools", "view", sample.ubam)
+    assert run("samtools", "view", store_dir / "NA12878-unaligned.bam") == run(
+        "samtools", "view", sample.ubam
+    )
 
 
 def test_daemon_logged_no_errors(mnt: Mounted) -> None:

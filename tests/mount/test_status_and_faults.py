@@ -13,7 +13,7 @@ import pytest
 from tests.localservice import RunningService
 from tests.mount.builders import fastq_gz
 from tests.mounting import Mounted
-from tests.service.helpers import ROLE, download, upload_file
+from tests.service.helpers import download, upload_file
 
 
 def test_archived_read_set_is_listed_refuses_open_and_opens_after_activation(
@@ -36,7 +36,8 @@ def test_archived_read_set_is_listed_refuses_open_and_opens_after_activation(
             assert excinfo.value.errno == errno.EACCES
         refusals = [line for line in mounted.lines if "refusing to open" in line]
         assert len(refusals) == 1  # one line, not one per attempt
-        assert "ARCHIVED" in refusals[0] and "start-read-set-activation-job" in refusals[0]
+        assert "ARCHIVED" in refusals[0]
+        assert "start-read-set-activation-job" in refusals[0]
 
         omics.start_read_set_activation_job(sequenceStoreId=store["id"], sources=[{"readSetId": read_set}])
         private_service.drain()
@@ -48,7 +49,9 @@ def test_archived_read_set_is_listed_refuses_open_and_opens_after_activation(
         assert mounted.stop() == 0
 
 
-def test_same_names_get_their_ids_and_unique_names_stay_plain(private_service: RunningService, tmp_path: Path) -> None:
+def test_same_names_get_their_ids_and_unique_names_stay_plain(
+    private_service: RunningService, tmp_path: Path
+) -> None:
     omics = private_service.client()
     store = omics.create_sequence_store(name="dups")
     first = upload_file(omics, store["id"], {"SOURCE1": fastq_gz(5, seed=1)}, "FASTQ", name="same")
@@ -59,7 +62,8 @@ def test_same_names_get_their_ids_and_unique_names_stay_plain(private_service: R
     mounted = Mounted(tmp_path / "mnt", private_service.url)
     try:
         stores = sorted(os.listdir(mounted.path / "sequence-stores"))
-        assert len(stores) == 3 and all(name.startswith("dups.") or name == "by-id" for name in stores)
+        assert len(stores) == 3
+        assert all(name.startswith("dups.") or name == "by-id" for name in stores)
         folder = mounted.path / "sequence-stores" / f"dups.{store['id']}"
         files = sorted(name for name in os.listdir(folder) if name.endswith(".gz"))
         assert files == sorted(["a_b.fastq.gz", f"same.{first}.fastq.gz", f"same.{second}.fastq.gz"])
@@ -75,7 +79,9 @@ def flaky_store(tmp_path: Path) -> tuple[RunningService, str, dict[str, bytes]]:
     store = omics.create_sequence_store(name="flaky")
     expected = {}
     for index in range(3):
-        read_set = upload_file(omics, store["id"], {"SOURCE1": fastq_gz(4000, seed=index)}, "FASTQ", name=f"f{index}")
+        read_set = upload_file(
+            omics, store["id"], {"SOURCE1": fastq_gz(4000, seed=index)}, "FASTQ", name=f"f{index}"
+        )
         expected[f"f{index}.fastq.gz"] = read_set
     service.drain()
     data = {name: download(omics, store["id"], rs) for name, rs in expected.items()}
@@ -87,13 +93,17 @@ def test_reads_stay_byte_exact_under_throttling_errors_and_cut_bodies(
     flaky_store: tuple[RunningService, str, dict[str, bytes]], tmp_path: Path
 ) -> None:
     service, _, data = flaky_store
-    service.set_faults("seed=11;throttle=0.2;error=0.2;cut@GetReadSet=0.2;short@GetReadSet=0.1;reset@GetReadSet=0.1")
+    service.set_faults(
+        "seed=11;throttle=0.2;error=0.2;cut@GetReadSet=0.2;short@GetReadSet=0.1;reset@GetReadSet=0.1"
+    )
     mounted = Mounted(tmp_path / "mnt", service.url)
     try:
         folder = mounted.path / "sequence-stores" / "flaky"
         subprocess.run(["ls", "-l", str(folder)], check=True, capture_output=True)
         for name, expected in data.items():
-            digest = subprocess.run(["md5sum", str(folder / name)], check=True, capture_output=True, text=True)
+            digest = subprocess.run(
+                ["md5sum", str(folder / name)], check=True, capture_output=True, text=True
+            )
             assert digest.stdout.split()[0] == hashlib.md5(expected).hexdigest()
         injected = service.admin("GET", "stats")["faults"]["injected"]
         assert sum(injected.values()) > 5, injected  # the faults really happened
@@ -114,7 +124,8 @@ def test_exhausted_retries_fail_that_read_with_eio_and_the_daemon_keeps_serving(
         with pytest.raises(OSError) as excinfo:
             (folder / "f0.fastq.gz").read_bytes()
         assert excinfo.value.errno == errno.EIO
-        assert "InternalServerException" in mounted.log and "-> EIO" in mounted.log
+        assert "InternalServerException" in mounted.log
+        assert "-> EIO" in mounted.log
         service.set_faults("")
         assert sorted(os.listdir(folder))[:3] == [".jobs", "by-id", "by-sample"] or os.listdir(folder)
         assert (folder / "f0.fastq.gz").read_bytes() == data["f0.fastq.gz"]

@@ -22,7 +22,9 @@ def test_suffixes_per_file_type() -> None:
 
 
 def _names(objects: list[tuple[str, str, str]]) -> dict[str, tuple[str, str]]:
-    named = assign_names(objects, lambda o: o[0], lambda o: o[1], lambda o: read_set_suffixes(o[2], False, True))
+    named = assign_names(
+        objects, lambda o: o[0], lambda o: o[1], lambda o: read_set_suffixes(o[2], False, True)
+    )
     return {name: (obj[0], file) for name, (obj, file) in named.items()}
 
 
