@@ -273,12 +273,15 @@ class Resources:
         try:
             yield mount
         finally:
+            died = mount.process.poll() is not None  # the daemon should still be running here
             code = mount.stop()
             self.mounts.remove(mount)
             for line in mount.problems():
                 log(f"    mount log: {line}")
-            if code != 0:
-                log(f"    mount exited with status {code}")
+            if code != 0 or died:
+                log(f"    mount exited with status {code}" + (" before it was stopped" if died else ""))
+                for line in mount.lines[-15:]:
+                    log(f"    mount log tail: {line.rstrip()}")
 
     def close(self) -> None:
         for mount in self.mounts:

@@ -19,6 +19,7 @@ error, and only they. Every fetched part is also written to the disk tier when t
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import cachetools
@@ -88,6 +89,11 @@ class BlockCache:
     def attach(self, nursery: trio.Nursery) -> None:
         """Fetches run in the mount's nursery: they outlive the request that started them."""
         self._nursery = nursery
+
+    def spawn(self, function: Callable[..., Awaitable[None]], *args: object) -> None:
+        """Runs background work (metadata prefetch) in the mount's nursery."""
+        assert self._nursery is not None, "BlockCache.attach() was not called"
+        self._nursery.start_soon(function, *args)
 
     # -- lookups --------------------------------------------------------------------------------
 

@@ -141,6 +141,10 @@ class Catalog:
 
         return (await self._listing(("jobs", store_kind, store_id, kind), fetch)).value
 
+    def has_job_document(self, job: JobSummary, store_kind: str) -> bool:
+        """Whether the job's document is known without a call (readdir uses placeholders if not)."""
+        return (store_kind, job.store_id, job.kind, job.id) in self._jobs
+
     async def job_document(self, job: JobSummary, store_kind: str) -> bytes:
         """The job as the Get*Job call returns it (status, times, per-source results), as JSON."""
         key = (store_kind, job.store_id, job.kind, job.id)

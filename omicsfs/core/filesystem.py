@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from omicsfs.backend.models import ACTIVE, JobKind, ReadSetSummary, ReferenceSummary
+from omicsfs.backend.models import ACTIVE, JobKind, JobSummary, ReadSetSummary, ReferenceSummary
 from omicsfs.backend.omics import PartSource
 from omicsfs.config import MountConfig
 from omicsfs.core.blockcache import BlockCache, CachedFile
@@ -162,11 +162,9 @@ class FileSystem:
         if key[0] == "job":
             job = await self._job(key)
             timeout = immutable if job.terminal else ttl
-            if placeholder:
-                cached = self.catalog._jobs.get((key[1], key[2], key[3], key[4]))
-                if cached is None:
-                    return self._attr(ino, stat.S_IFREG | 0o444, 0, job.creation_time, timeout,
-                                      self.config.kernel.placeholder_attr_timeout)  # fmt: skip
+            if placeholder and not self.catalog.has_job_document(job, key[1]):
+                return self._attr(ino, stat.S_IFREG | 0o444, 0, job.creation_time, timeout,
+                                  self.config.kernel.placeholder_attr_timeout)  # fmt: skip
             document = await self.catalog.job_document(job, key[1])
             return self._attr(ino, stat.S_IFREG | 0o444, len(document), job.creation_time, timeout)
         if key[0] == "file":
@@ -198,9 +196,9 @@ class FileSystem:
         folder = await self.tree.folder(key[1], key[2])
         summaries = [s for s in folder.objects.values() if s.id != key[3]]
         if summaries:
-            self.cache._nursery.start_soon(self.catalog.prefetch_files, summaries)  # type: ignore[union-attr]
+            self.cache.spawn(self.catalog.prefetch_files, summaries)
 
-    async def _job(self, key: Key):  # type: ignore[no-untyped-def]
+    async def _job(self, key: Key) -> JobSummary:
         jobs = await self.catalog.jobs(key[1], key[2], cast(JobKind, key[3]))
         job = jobs.get(key[4])
         if job is None:
