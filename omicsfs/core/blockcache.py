@@ -293,15 +293,22 @@ class BlockCache:
             block = fetch.filled // self.block_size
             block_length = min(self.block_size, fetch.length - block * self.block_size)
             take = min(len(view), block_length - len(fetch.current))
-            fetch.current += view[:take]
-            fetch.filled += take
-            view = view[take:]
-            if len(fetch.current) == block_length:
+            if not fetch.current and take == block_length:
+                # A whole block in one piece (chunks are block-sized and aligned): no copies.
+                data = chunk if take == len(chunk) else bytes(view[:take])
+                fetch.filled += take
+                view = view[take:]
+            else:
+                fetch.current += view[:take]
+                fetch.filled += take
+                view = view[take:]
+                if len(fetch.current) != block_length:
+                    continue
                 data = bytes(fetch.current)
                 fetch.current = bytearray()
-                self._store(fetch.file, (fetch.file.key, fetch.part, block), data)
-                if fetch.interest.get(block):
-                    fetch.held[block] = data
-                if writer is not None:
-                    await writer.write_block(data)
+            self._store(fetch.file, (fetch.file.key, fetch.part, block), data)
+            if fetch.interest.get(block):
+                fetch.held[block] = data
+            if writer is not None:
+                await writer.write_block(data)
         fetch.lot.unpark_all()
