@@ -49,11 +49,12 @@ Sections (``--only`` picks some; default all):
     /proc/PID/status is reported against cache size + 150 MiB.
 
 ``--quick`` shrinks every section (64 MiB and 16 MiB parts; 20,000 pairs, 512 KiB parts and 30
-queries; 150 read sets; 32 files of 256 KiB-2 MiB with 512 KiB parts) and sets ``--repeats`` to 2,
+queries; 150 read sets; 32 files of about 0.3-3 MiB with 512 KiB parts) and sets ``--repeats`` to 2,
 for a smoke run of under two minutes.
 
 Results: a markdown table per section on stdout, and ``benchmarks/results/mount_read.md`` plus
-``mount_read.json`` (``mount_read-quick.*`` with ``--quick``; gitignored). Mounts are always
+``mount_read.json`` (``mount_read-quick.*`` with ``--quick``; a run with ``--only`` adds the
+section names, e.g. ``mount_read-rss.md``; all gitignored). Mounts are always
 unmounted (SIGTERM, then ``fusermount3 -u -z`` if needed), services stopped and the temporary
 folder removed, also on failure or SIGTERM.
 """
@@ -891,7 +892,10 @@ def main(argv: list[str] | None = None) -> int:
             log(section.text())
         total = time.perf_counter() - started
         text = header_text(sizes, args.quick, total) + "\n".join(section.text() for section in sections)
-        stem = "mount_read-quick" if args.quick else "mount_read"
+        # A partial run (--only) writes its own files, so it never replaces a full run's results.
+        stem = "mount_read" + ("-quick" if args.quick else "")
+        if chosen != list(SECTIONS):
+            stem += "-" + "-".join(chosen)
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         (RESULTS_DIR / f"{stem}.md").write_text(text)
         document = {
