@@ -90,7 +90,7 @@ from botocore.config import Config
 
 from omicsfs.localservice.process import ServiceProcess
 from omicsfs.mount import mount_table
-from omicsfs.sampledata import make_sample
+from omicsfs.sampledata import fastq_gzip_member, make_sample
 from omicsfs.sampleload import load_sample, upload
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -300,30 +300,6 @@ class Resources:
 # -- data ----------------------------------------------------------------------------------------
 
 
-def fastq_member(target: int, seed: int) -> bytes:
-    """One gzip member (level 1) of pseudo-random FASTQ records, about ``target`` bytes long."""
-    rng = random.Random(seed)
-    bases = bytes(b"ACGT"[i % 4] for i in range(256))
-    quals = bytes(33 + i % 41 for i in range(256))
-    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: gzip framing
-    out: list[bytes] = []
-    size = serial = 0
-    batch = 1024
-    while size < target:
-        seq = rng.randbytes(batch * READ_LENGTH).translate(bases)
-        qual = rng.randbytes(batch * READ_LENGTH).translate(quals)
-        records = b"".join(
-            b"@read%d\n%s\n+\n%s\n" % (serial + i, seq[o : o + READ_LENGTH], qual[o : o + READ_LENGTH])
-            for i, o in enumerate(range(0, batch * READ_LENGTH, READ_LENGTH))
-        )
-        serial += batch
-        piece = compressor.compress(records)
-        out.append(piece)
-        size += len(piece)
-    out.append(compressor.flush())
-    return b"".join(out)
-
-
 def write_copies(path: Path, member: bytes, copies: int) -> int:
     """``copies`` concatenated gzip members (valid multi-member gzip); returns the file size."""
     with open(path, "wb") as out:
@@ -432,7 +408,7 @@ class Bench:
         work.mkdir()
         source = work / "reads.fastq.gz"
         t0 = time.perf_counter()
-        member = fastq_member(s.seq_member, SEED)
+        member = fastq_gzip_member(s.seq_member, SEED, READ_LENGTH, batch=1024)
         size = write_copies(source, member, -(-s.seq_bytes // len(member)))
         generated = time.perf_counter() - t0
         log(f"  generated {size} bytes of FASTQ.gz in {generated:.1f} s")
@@ -742,7 +718,7 @@ class Bench:
         work = self.workdir / "rss"
         files = work / "files"
         files.mkdir(parents=True)
-        member = fastq_member(s.rss_member, SEED + 1)
+        member = fastq_gzip_member(s.rss_member, SEED + 1, READ_LENGTH, batch=1024)
         sizes = {}
         for index in range(s.rss_files):
             sizes[f"file-{index:02d}"] = write_copies(

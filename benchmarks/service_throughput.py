@@ -43,7 +43,6 @@ import http.client
 import json
 import os
 import platform
-import random
 import shutil
 import statistics
 import sys
@@ -51,7 +50,6 @@ import tempfile
 import threading
 import time
 import urllib.request
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -66,6 +64,7 @@ import botocore
 from botocore.config import Config
 
 from omicsfs.localservice.process import ServiceProcess
+from omicsfs.sampledata import fastq_gzip_member
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "service_throughput.md"
@@ -117,33 +116,9 @@ class Service:
 # -- the read set --------------------------------------------------------------------------------
 
 
-def fastq_member(target: int, seed: int) -> bytes:
-    """One gzip member (level 1) of pseudo-random FASTQ records, about ``target`` bytes long."""
-    rng = random.Random(seed)
-    bases = bytes(b"ACGT"[i % 4] for i in range(256))
-    quals = bytes(33 + i % 41 for i in range(256))
-    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: gzip framing
-    out: list[bytes] = []
-    size = serial = 0
-    batch = 4096
-    while size < target:
-        seq = rng.randbytes(batch * READ_LENGTH).translate(bases)
-        qual = rng.randbytes(batch * READ_LENGTH).translate(quals)
-        records = b"".join(
-            b"@read%d\n%s\n+\n%s\n" % (serial + i, seq[o : o + READ_LENGTH], qual[o : o + READ_LENGTH])
-            for i, o in enumerate(range(0, batch * READ_LENGTH, READ_LENGTH))
-        )
-        serial += batch
-        piece = compressor.compress(records)
-        out.append(piece)
-        size += len(piece)
-    out.append(compressor.flush())
-    return b"".join(out)
-
-
 def write_fastq_gz(path: Path, size: int) -> int:
     """Writes at least ``size`` bytes of multi-member FASTQ.gz; returns the file's size."""
-    member = fastq_member(CHUNK_TARGET, SEED)
+    member = fastq_gzip_member(CHUNK_TARGET, SEED, READ_LENGTH)
     copies = -(-size // len(member))
     with open(path, "wb") as out:
         for _ in range(copies):

@@ -24,7 +24,7 @@ import pyfuse3
 import trio
 
 from omicsfs.backend.client import has_credentials, make_client, make_session
-from omicsfs.backend.errors import AccessDenied, BackendError, TransportFailure, classify
+from omicsfs.backend.errors import AccessDenied, TransportFailure, classify
 from omicsfs.backend.omics import OmicsBackend
 from omicsfs.config import MountConfig
 from omicsfs.core.blockcache import BlockCache
@@ -325,5 +325,3 @@ def start_daemon(argv: list[str], log_file: str | None) -> None:
     text = message.decode(errors="replace").strip()
     raise MountError(text or f"the omicsfs daemon exited with status {code} before mounting")
 
-
-__all__ = ["BackendError", "MountError", "OmicsBackend"]

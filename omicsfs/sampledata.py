@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,3 +169,30 @@ def make_sample(folder: Path, pairs: int = 2000, sample: str = "NA12878", seed: 
     write_fastq_pair(files.fastq1, files.fastq2, reads)
     write_ubam(files.ubam, sequences, reads, sample)
     return files
+
+
+def fastq_gzip_member(target: int, seed: int, read_length: int = 150, batch: int = 4096) -> bytes:
+    """One gzip member (level 1) of pseudo-random FASTQ records, about ``target`` bytes long.
+
+    For benchmarks that need hundreds of MiB fast: members can be concatenated into a valid
+    multi-member gzip file. Not aligned to any reference; ``make_sample`` is for realistic data.
+    """
+    rng = random.Random(seed)
+    bases = bytes(b"ACGT"[i % 4] for i in range(256))
+    quals = bytes(33 + i % 41 for i in range(256))
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: gzip framing
+    out: list[bytes] = []
+    size = serial = 0
+    while size < target:
+        seq = rng.randbytes(batch * read_length).translate(bases)
+        qual = rng.randbytes(batch * read_length).translate(quals)
+        records = b"".join(
+            b"@read%d\n%s\n+\n%s\n" % (serial + i, seq[o : o + read_length], qual[o : o + read_length])
+            for i, o in enumerate(range(0, batch * read_length, read_length))
+        )
+        serial += batch
+        piece = compressor.compress(records)
+        out.append(piece)
+        size += len(piece)
+    out.append(compressor.flush())
+    return b"".join(out)

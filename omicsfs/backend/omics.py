@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from omicsfs.backend.errors import BackendError, NotFound, TransportFailure, classify
+from omicsfs.backend.errors import BackendError, TransportFailure, classify
 from omicsfs.backend.models import (
     JobKind,
     JobSummary,
@@ -329,5 +329,3 @@ def _reference(item: dict[str, Any], store_id: str) -> ReferenceSummary:
         description=item.get("description", ""),
     )
 
-
-__all__ = ["BackendLimits", "NotFound", "OmicsBackend", "PartSource", "PartStream"]

@@ -200,11 +200,8 @@ class BlockCache:
             held = fetch.held.get(block)
             if held is not None:
                 return held
-            if fetch.filled >= block_start + need and fetch.filled - block_start <= len(fetch.current):
-                # The block is the one being filled: answer from its filled prefix.
-                current_start = fetch.filled - len(fetch.current)
-                if current_start == block_start:
-                    return bytes(fetch.current)
+            if fetch.current and fetch.filled - len(fetch.current) == block_start:
+                return bytes(fetch.current)  # our block is the one being filled: its prefix is enough
             return self._cached((fetch.file.key, fetch.part, block))  # None: evicted, go round again
         finally:
             fetch.interest[block] -= 1

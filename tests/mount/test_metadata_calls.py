@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -72,14 +73,19 @@ def test_ls_makes_only_list_calls_and_ls_l_one_metadata_call_per_read_set(
         assert mounted.stop() == 0
 
 
+def one_fastq_read_set(service: RunningService, store_name: str, name: str, seed: int) -> bytes:
+    """A new store holding one multi-part FASTQ read set; returns its bytes as the API serves them."""
+    omics = service.client()
+    store = omics.create_sequence_store(name=store_name)
+    read_set = upload_file(omics, store["id"], {"SOURCE1": fastq_gz(12000, seed=seed)}, "FASTQ", name=name)
+    service.drain()
+    return download(omics, store["id"], read_set)
+
+
 def test_a_second_read_of_a_cached_file_makes_no_data_calls(
     private_service: RunningService, tmp_path: Path
 ) -> None:
-    omics = private_service.client()
-    store = omics.create_sequence_store(name="reads")
-    read_set = upload_file(omics, store["id"], {"SOURCE1": fastq_gz(12000, seed=9)}, "FASTQ", name="big")
-    private_service.drain()
-    expected = download(omics, store["id"], read_set)
+    expected = one_fastq_read_set(private_service, "reads", "big", seed=9)
     parts = -(-len(expected) // 65536)
     assert parts > 3
     mounted = Mounted(tmp_path / "mnt", private_service.url)
@@ -102,11 +108,7 @@ def test_a_second_read_of_a_cached_file_makes_no_data_calls(
 def test_concurrent_cold_readers_share_one_fetch_per_part(
     private_service: RunningService, tmp_path: Path
 ) -> None:
-    omics = private_service.client()
-    store = omics.create_sequence_store(name="shared")
-    read_set = upload_file(omics, store["id"], {"SOURCE1": fastq_gz(12000, seed=5)}, "FASTQ", name="hot")
-    private_service.drain()
-    expected = download(omics, store["id"], read_set)
+    expected = one_fastq_read_set(private_service, "shared", "hot", seed=5)
     mounted = Mounted(tmp_path / "mnt", private_service.url)
     try:
         path = mounted.path / "sequence-stores" / "shared" / "hot.fastq.gz"
@@ -116,8 +118,6 @@ def test_concurrent_cold_readers_share_one_fetch_per_part(
             subprocess.Popen(["md5sum", str(path)], stdout=subprocess.PIPE, text=True) for _ in range(8)
         ]
         digests = {reader.communicate()[0].split()[0] for reader in readers}
-        import hashlib
-
         assert digests == {hashlib.md5(expected).hexdigest()}
         assert calls(private_service, "GetReadSet") == -(-len(expected) // 65536)
     finally:
