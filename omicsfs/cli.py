@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_mount_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    mount = commands.add_parser("mount", help="mount HealthOmics stores as folders (read-only)")
+    mount = commands.add_parser("mount", help="mount HealthOmics stores as folders")
     mount.add_argument("mountpoint", type=Path, help="an empty folder")
     mount.add_argument("--endpoint-url", help="service URL (a local service); turns host prefixes off")
     mount.add_argument("--region", help="AWS region (default: the standard AWS chain)")
@@ -108,6 +108,26 @@ def _add_mount_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     mount.add_argument(
         "--retry-delay", type=float, default=0.1, help="first backoff delay, seconds (default 0.1)"
     )
+    writing = mount.add_argument_group("writing (--read-write)")
+    writing.add_argument(
+        "--read-write", action="store_true", help="files copied into a sequence store become read sets"
+    )
+    writing.add_argument("--allow-delete", action="store_true", help="rm of a read set file deletes it")
+    writing.add_argument(
+        "--part-size", type=_size, default=100 << 20, help="upload part size (default and maximum 100M)"
+    )
+    writing.add_argument(
+        "--parts-in-flight", type=int, default=4, help="parts uploading at once, all files (default 4)"
+    )
+    writing.add_argument(
+        "--pair-timeout", type=float, default=60.0,
+        help="seconds a closed _1 mate waits for its _2 before it is completed single-end (default 60)",
+    )  # fmt: skip
+    writing.add_argument("--sample-id", help="sampleId when the header and folder give none")
+    writing.add_argument("--subject-id", help="subjectId when the folder gives none")
+    writing.add_argument("--reference-arn", help="referenceArn of BAM/CRAM uploads (default: by @SQ)")
+    writing.add_argument("--generated-from", help="generatedFrom of every upload")
+    writing.add_argument("--description", help="description of every upload")
     mount.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper)
     mount.add_argument("--log-file", help="log here when detached (default: syslog)")
     mount.add_argument(

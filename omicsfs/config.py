@@ -57,6 +57,33 @@ class KernelCacheConfig:
 
 
 @dataclass(frozen=True)
+class WriteConfig:
+    """``--read-write`` and its options (omicsfs/write/)."""
+
+    enabled: bool = False
+    allow_delete: bool = False
+    #: The service's maximum part size (100 MiB, research/healthomics-ecosystem.md §2.4).
+    part_size: int = 100 * MiB
+    #: Parts uploading at once across all files (dxfuse: 4 in parallel, fuse-anchors.md D1).
+    parts_in_flight: int = 4
+    #: How long a closed ``_1`` mate waits for its ``_2`` before it is completed single-end.
+    pair_timeout: float = 60.0
+    sample_id: str | None = None
+    subject_id: str | None = None
+    reference_arn: str | None = None
+    generated_from: str | None = None
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.part_size <= 100 * MiB:
+            raise ValueError("the part size must be between 1 byte and 100 MiB (the service's limit)")
+        if self.parts_in_flight < 1:
+            raise ValueError("at least one part must be allowed in flight")
+        if self.pair_timeout <= 0:
+            raise ValueError("the pair timeout must be positive")
+
+
+@dataclass(frozen=True)
 class MountConfig:
     listing_ttl: float = 30.0
     uid: int = 0
@@ -69,6 +96,7 @@ class MountConfig:
     limits: BackendLimits = field(default_factory=BackendLimits)
     #: Where read set and reference metadata is persisted (``--cache-dir``); None keeps it in memory.
     metadata_dir: Path | None = None
+    writes: WriteConfig = field(default_factory=WriteConfig)
 
     def __post_init__(self) -> None:
         if self.listing_ttl <= 0:

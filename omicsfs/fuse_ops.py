@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -150,46 +151,96 @@ class OmicsOperations(pyfuse3.Operations):
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         data = pyfuse3.StatvfsData()
         data.f_bsize = data.f_frsize = 1 << 17
-        data.f_blocks = data.f_bfree = data.f_bavail = 0  # read-only: honest zero free space
+        # Read-only: honest zero free space. Read-write: the store has no size limit to report,
+        # and tools that check free space before writing must not refuse (Mountpoint does the same).
+        data.f_blocks = data.f_bfree = data.f_bavail = (1 << 40) if self.fs.writes.enabled else 0
         data.f_files = data.f_ffree = data.f_favail = 0
         data.f_namemax = 255
         return data
 
-    # Every mutation: the kernel already refuses them on an ``ro`` mount; these answer the same
-    # if a request arrives anyway (e.g. a remount rw by hand).
+    # -- writing (core/writefs.py); on a read-only mount every mutation is EROFS ----------------
 
-    async def setattr(self, inode, attr, fields, fh, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+    async def create(
+        self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, mode: int, flags: int,
+        ctx: pyfuse3.RequestContext,
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:  # fmt: skip
+        async with self._guard("create", f"{parent_inode}/{name!r}"):
+            handle, attr = await self.fs.create(parent_inode, os.fsdecode(name))
+            return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(handle), direct_io=True), _entry(attr)
+        raise AssertionError("unreachable")
 
-    async def mknod(self, parent_inode, name, mode, rdev, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+    async def write(self, fh: pyfuse3.FileHandleT, off: int, buf: bytes) -> int:
+        async with self._guard("write", f"fh {fh} @{off}+{len(buf)}"):
+            return await self.fs.write(fh, off, buf)
+        raise AssertionError("unreachable")
 
-    async def mkdir(self, parent_inode, name, mode, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+    async def flush(self, fh: pyfuse3.FileHandleT) -> None:
+        async with self._guard("flush", f"fh {fh}"):
+            await self.fs.flush(fh)
 
-    async def unlink(self, parent_inode, name, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+    async def fsync(self, fh: pyfuse3.FileHandleT, datasync: bool) -> None:
+        async with self._guard("fsync", f"fh {fh}"):
+            await self.fs.flush(fh)  # Mountpoint: fsync completes the upload
 
-    async def rmdir(self, parent_inode, name, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+    async def mkdir(
+        self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, mode: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        async with self._guard("mkdir", f"{parent_inode}/{name!r}"):
+            return _entry(await self.fs.mkdir(parent_inode, os.fsdecode(name)))
+        raise AssertionError("unreachable")
 
-    async def symlink(self, parent_inode, name, target, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+    async def rmdir(
+        self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
+    ) -> None:
+        async with self._guard("rmdir", f"{parent_inode}/{name!r}"):
+            await self.fs.writes.rmdir(parent_inode, os.fsdecode(name))
+
+    async def unlink(
+        self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
+    ) -> None:
+        async with self._guard("unlink", f"{parent_inode}/{name!r}"):
+            await self.fs.writes.unlink(parent_inode, os.fsdecode(name))
+
+    async def setattr(
+        self, inode: pyfuse3.InodeT, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
+        fh: pyfuse3.FileHandleT | None, ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:  # fmt: skip
+        async with self._guard("setattr", inode):
+            current = await self.fs.getattr(inode)
+            # Truncating a file being written to the size it already has (O_TRUNC on create) is
+            # the one attribute change that changes nothing.
+            if (
+                fields.update_size
+                and not (
+                    fields.update_mode
+                    or fields.update_uid
+                    or fields.update_gid
+                    or fields.update_atime
+                    or fields.update_mtime
+                    or fields.update_ctime
+                )
+                and attr.st_size == current.size
+                and stat.S_ISREG(current.mode)
+                and current.mode & 0o200
+            ):
+                return _entry(current)  # fmt: skip
+            raise self.fs.writes.refuse("changing attributes (truncate, chmod, chown, utimes)")
+        raise AssertionError("unreachable")
 
     async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+        raise pyfuse3.FUSEError(self.fs.writes.refuse("rename").errno)
 
     async def link(self, inode, new_parent_inode, new_name, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+        raise pyfuse3.FUSEError(self.fs.writes.refuse("link").errno)
 
-    async def create(self, parent_inode, name, mode, flags, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+    async def symlink(self, parent_inode, name, target, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(self.fs.writes.refuse("symlink").errno)
+
+    async def mknod(self, parent_inode, name, mode, rdev, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(self.fs.writes.refuse("mknod").errno)
 
     async def setxattr(self, inode, name, value, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+        raise pyfuse3.FUSEError(self.fs.writes.refuse("setxattr").errno)
 
     async def removexattr(self, inode, name, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
-
-    async def write(self, fh, off, buf):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+        raise pyfuse3.FUSEError(self.fs.writes.refuse("removexattr").errno)

@@ -24,7 +24,7 @@ import pyfuse3
 import trio
 
 from omicsfs.backend.client import has_credentials, make_client, make_session
-from omicsfs.backend.errors import AccessDenied, TransportFailure, classify
+from omicsfs.backend.errors import AccessDenied, BackendError, TransportFailure, classify
 from omicsfs.backend.omics import OmicsBackend
 from omicsfs.config import MountConfig
 from omicsfs.core.blockcache import BlockCache
@@ -34,6 +34,8 @@ from omicsfs.core.filesystem import FileSystem
 from omicsfs.core.metastore import MetadataStore
 from omicsfs.fuse_ops import OmicsOperations
 from omicsfs.stats import Stats
+from omicsfs.write.manager import WriteManager
+from omicsfs.write.recovery import abort_orphans
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +241,14 @@ async def serve(
         disk = DiskTier(config.cache.disk_dir, config.cache.disk_bytes, config.cache.block_size)
         await trio.to_thread.run_sync(disk.scan)
     cache = BlockCache(backend, config.cache, stats, disk)
-    fs = FileSystem(catalog, cache, config, stats, invalidate=_invalidate)
+    writes = None
+    if config.writes.enabled:
+        writes = WriteManager(
+            backend, config.writes, stats, mountpoint,
+            load_candidates=lambda: fs.writes.reference_candidates(),
+            on_finished=lambda store, gone: fs.writes.finished(store, gone),
+        )  # fmt: skip
+    fs = FileSystem(catalog, cache, config, stats, invalidate=_invalidate, writes=writes)
     operations = OmicsOperations(fs, stats)
     worst = fs.budget.total_bytes + config.cache.memory_bytes
     log.info(
@@ -251,15 +260,30 @@ async def serve(
     try:
         async with trio.open_nursery() as nursery:
             cache.attach(nursery)
+            if writes is not None:
+                writes.attach(nursery)
+                nursery.start_soon(_clean_up_orphans, catalog, writes)
             await nursery.start(_signals, catalog)  # handlers are in place before we say ready
             threading.Thread(target=_raise_readahead, args=(mountpoint,), daemon=True).start()
             on_ready()
             await pyfuse3.main()
+            if writes is not None:
+                await writes.shutdown()
             nursery.cancel_scope.cancel()
     finally:
         pyfuse3.close(unmount=True)
         metastore.close()
         log.info("unmounted %s", mountpoint)
+
+
+async def _clean_up_orphans(catalog: Catalog, writes: WriteManager) -> None:
+    """Aborts uploads a killed daemon left at this mount point (write/recovery.py)."""
+    try:
+        stores = [store.id for store in await catalog.sequence_stores()]
+    except BackendError as error:
+        log.warning("could not list sequence stores to clean up old uploads: %s", error)
+        return
+    await abort_orphans(catalog.backend, stores, writes.owner, writes.session)
 
 
 def _invalidate(parent: int, name: str, ino: int) -> None:
@@ -324,4 +348,3 @@ def start_daemon(argv: list[str], log_file: str | None) -> None:
     code = child.wait()
     text = message.decode(errors="replace").strip()
     raise MountError(text or f"the omicsfs daemon exited with status {code} before mounting")
-

@@ -10,7 +10,7 @@ import sys
 
 from omicsfs.backend.omics import BackendLimits
 from omicsfs.backend.retry import RetryPolicy
-from omicsfs.config import CacheConfig, MountConfig, ReadAheadConfig
+from omicsfs.config import CacheConfig, MountConfig, ReadAheadConfig, WriteConfig
 from omicsfs.mount import (
     MountError,
     Target,
@@ -57,6 +57,18 @@ def config_from_args(args: argparse.Namespace) -> MountConfig:
             retry=RetryPolicy(attempts=max(1, args.retries), base_delay=args.retry_delay),
         ),
         metadata_dir=cache_dir,
+        writes=WriteConfig(
+            enabled=args.read_write,
+            allow_delete=args.allow_delete,
+            part_size=args.part_size,
+            parts_in_flight=args.parts_in_flight,
+            pair_timeout=args.pair_timeout,
+            sample_id=args.sample_id,
+            subject_id=args.subject_id,
+            reference_arn=args.reference_arn,
+            generated_from=args.generated_from,
+            description=args.description,
+        ),
     )
 
 
@@ -70,7 +82,12 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
             raise MountError(
                 "--listing-ttl must be positive (a TTL of 0 would list the store on every access)"
             )
-        config = config_from_args(args)
+        if args.allow_delete and not args.read_write:
+            raise MountError("--allow-delete needs --read-write")
+        try:
+            config = config_from_args(args)
+        except ValueError as exc:
+            raise MountError(str(exc)) from None
         if args.cache_dir:
             args.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if args.notify_fd is None:  # the checks run once, in the process the user started
@@ -80,8 +97,8 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
         if not args.foreground:
             start_daemon(_daemon_argv(argv), args.log_file)
             return 0
-        return run_foreground(config, target, mountpoint, fuse_options(True, args.allow_other, extra),
-                              args.notify_fd)  # fmt: skip
+        options = fuse_options(not args.read_write, args.allow_other, extra)
+        return run_foreground(config, target, mountpoint, options, args.notify_fd)
     except MountError as exc:
         if args.notify_fd is not None:
             os.write(args.notify_fd, f"omicsfs mount: {exc}\n".encode())

@@ -24,6 +24,11 @@ class Stats:
     disk_corrupt: int = 0
     errors_by_errno: Counter[str] = field(default_factory=Counter)
     prefetch_parts: int = 0
+    bytes_uploaded: int = 0
+    uploads_completed: int = 0
+    uploads_aborted: int = 0
+    #: Uploads in flight: file name -> bytes written so far (for progress views).
+    uploads_in_flight: dict[str, int] = field(default_factory=dict)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -37,4 +42,6 @@ class Stats:
                       "disk_corrupt": self.disk_corrupt},
             "prefetch_parts": self.prefetch_parts,
             "errors_by_errno": dict(self.errors_by_errno),
+            "uploads": {"bytes_uploaded": self.bytes_uploaded, "completed": self.uploads_completed,
+                        "aborted": self.uploads_aborted, "in_flight": dict(self.uploads_in_flight)},
         }  # fmt: skip

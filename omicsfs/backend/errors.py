@@ -128,3 +128,10 @@ def classify(operation: str, exc: BaseException) -> BackendError:
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return BackendError(operation, str(exc), type(exc).__name__)
     raise exc
+
+
+def classify_item(operation: str, item: dict[str, Any]) -> BackendError:
+    """One entry of a batch call's ``errors`` list ({id, code, message}) as a domain error."""
+    code = str(item.get("code", ""))
+    message = f"{item.get('id', '')}: {item.get('message', '')}"
+    return _CODE_CLASSES.get(code, InvalidRequest)(operation, message, code)

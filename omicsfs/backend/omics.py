@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from omicsfs.backend.errors import BackendError, TransportFailure, classify
+from omicsfs.backend.errors import BackendError, TransportFailure, classify, classify_item
 from omicsfs.backend.models import (
     JobKind,
     JobSummary,
@@ -40,6 +40,10 @@ T = TypeVar("T")
 #: answered after the first chunk, not after the whole 100 MiB part.
 CHUNK_SIZE = 1 << 20
 
+UPLOAD_CONTROL_OPERATIONS = (
+    "CreateMultipartReadSetUpload", "CompleteMultipartReadSetUpload", "AbortMultipartReadSetUpload",
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class BackendLimits:
@@ -48,6 +52,9 @@ class BackendLimits:
     metadata_tps: float = 5.0
     get_read_set_tps: float = 30.0
     get_reference_tps: float = 10.0
+    #: Create, Complete and Abort of a multipart upload: 1 per second each, not adjustable.
+    upload_control_tps: float = 1.0
+    upload_part_tps: float = 10.0
     control_threads: int = 8
     data_streams: int = 16
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -108,7 +115,11 @@ class OmicsBackend:
         self._buckets = {
             "GetReadSet": TokenBucket(limits.get_read_set_tps),
             "GetReference": TokenBucket(limits.get_reference_tps),
+            "UploadReadSetPart": TokenBucket(limits.upload_part_tps),
         }
+        # burst 1: the quota is per second, so two calls within one second would be throttled.
+        for operation in UPLOAD_CONTROL_OPERATIONS:
+            self._buckets[operation] = TokenBucket(limits.upload_control_tps, burst=1)
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -258,6 +269,59 @@ class OmicsBackend:
             raise TransportFailure(source.operation, "response without a body")
         return PartStream(body, self, source.operation)
 
+    # -- uploads --------------------------------------------------------------------------------
+
+    async def create_upload(self, store_id: str, fields: dict[str, Any]) -> str:
+        response = await self._control_call(
+            "CreateMultipartReadSetUpload", "create_multipart_read_set_upload",
+            sequenceStoreId=store_id, **fields,
+        )  # fmt: skip
+        return str(response["uploadId"])
+
+    async def upload_part(
+        self, store_id: str, upload_id: str, source: str, number: int, payload: bytes
+    ) -> str:
+        """Uploads one part (retried: re-uploading a part number replaces it); returns its checksum."""
+        call = partial(
+            self.client.upload_read_set_part, sequenceStoreId=store_id, uploadId=upload_id,
+            partSource=source, partNumber=number, payload=payload,
+        )  # fmt: skip
+
+        async def once() -> dict[str, Any]:
+            response: dict[str, Any] = await self._once("UploadReadSetPart", call, self._data)
+            return response
+
+        response = await self.retrying("UploadReadSetPart", once)
+        self.stats.bytes_uploaded += len(payload)
+        return str(response["checksum"])
+
+    async def complete_upload(self, store_id: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
+        response = await self._control_call(
+            "CompleteMultipartReadSetUpload", "complete_multipart_read_set_upload",
+            sequenceStoreId=store_id, uploadId=upload_id, parts=parts,
+        )  # fmt: skip
+        return str(response["readSetId"])
+
+    async def abort_upload(self, store_id: str, upload_id: str) -> None:
+        await self._control_call(
+            "AbortMultipartReadSetUpload", "abort_multipart_read_set_upload",
+            sequenceStoreId=store_id, uploadId=upload_id,
+        )  # fmt: skip
+
+    async def list_uploads(self, store_id: str) -> list[dict[str, Any]]:
+        return await self._paginate(
+            "ListMultipartReadSetUploads", "list_multipart_read_set_uploads", "uploads",
+            sequenceStoreId=store_id,
+        )  # fmt: skip
+
+    async def delete_read_set(self, store_id: str, read_set_id: str) -> None:
+        """BatchDeleteReadSet of one read set; its per-item error (if any) is raised."""
+        response = await self._control_call(
+            "BatchDeleteReadSet", "batch_delete_read_set", sequenceStoreId=store_id, ids=[read_set_id]
+        )
+        for item in response.get("errors") or []:
+            raise classify_item("BatchDeleteReadSet", item)
+
     async def probe(self) -> None:
         """One cheap call that proves the endpoint answers and the credentials are accepted."""
         await self._once(
@@ -328,4 +392,3 @@ def _reference(item: dict[str, Any], store_id: str) -> ReferenceSummary:
         creation_time=epoch(item.get("creationTime")),
         description=item.get("description", ""),
     )
-

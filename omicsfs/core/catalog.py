@@ -99,6 +99,12 @@ class Catalog:
         for timed in self._listings.values():
             timed.fetched_at = -float("inf")
 
+    def expire_read_sets(self, store_id: str) -> None:
+        """Lists the store again on next access: a read set was just uploaded or deleted here."""
+        timed = self._listings.get(("read-sets", store_id))
+        if timed is not None:
+            timed.fetched_at = -float("inf")
+
     async def sequence_stores(self) -> list[StoreSummary]:
         async def fetch() -> list[StoreSummary]:
             if self.sequence_store_ids:

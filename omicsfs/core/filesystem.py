@@ -24,8 +24,10 @@ from omicsfs.core.blockcache import BlockCache, CachedFile
 from omicsfs.core.catalog import Catalog, Summary
 from omicsfs.core.readahead import ReadAheadBudget, StreamState
 from omicsfs.core.tree import ROOT, Key, Tree, is_folder, is_link
+from omicsfs.core.writefs import WriteOps
 from omicsfs.errors import FsError
 from omicsfs.stats import Stats
+from omicsfs.write.manager import WriteManager
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class FileHandle:
     ino: int
     file: CachedFile | None = None
     document: bytes | None = None
+    writer: int | None = None  # a file being written (core/writefs.py)
     stream: StreamState = field(default_factory=StreamState)
 
 
@@ -100,6 +103,7 @@ class FileSystem:
         config: MountConfig,
         stats: Stats,
         invalidate: Invalidator | None = None,
+        writes: WriteManager | None = None,
     ) -> None:
         self.catalog = catalog
         self.cache = cache
@@ -118,10 +122,11 @@ class FileSystem:
         self._listed_folders: dict[Key, float] = {}
         self._last_names: dict[Key, dict[str, Key]] = {}
         self._refusals: set[tuple[str, str]] = set()
+        self.writes = WriteOps(self, writes)
 
     # -- attributes -----------------------------------------------------------------------------
 
-    def _attr(
+    def make_attr(
         self, ino: int, mode: int, size: int, mtime: float, timeout: float, attr_timeout: float | None = None
     ) -> Attr:
         folder = stat.S_ISDIR(mode)
@@ -147,32 +152,35 @@ class FileSystem:
         """Attributes of a node. With ``placeholder`` (readdir), never makes a metadata call."""
         ttl = self.config.listing_ttl
         immutable = self.config.kernel.immutable_timeout
+        if key[0] == "writing":
+            return self.writes.attr(key, ino)
         if is_folder(key):
             mtime = self.mounted_at
             if key[0] == "store":
                 store = await self.tree.store(key[1], key[2])
                 if store is not None:
                     mtime = store.creation_time
-            return self._attr(ino, stat.S_IFDIR | 0o555, 0, mtime, ttl)
+            writable = self.writes.enabled and self.writes.writable_folder(key)
+            return self.make_attr(ino, stat.S_IFDIR | (0o755 if writable else 0o555), 0, mtime, ttl)
         if is_link(key):
             target = await self.tree.link_target(key)
             if target is None:
                 raise FsError(errno.ENOENT, "symlink target gone")
-            return self._attr(ino, stat.S_IFLNK | 0o777, len(target.encode()), self.mounted_at, ttl)
+            return self.make_attr(ino, stat.S_IFLNK | 0o777, len(target.encode()), self.mounted_at, ttl)
         if key[0] == "job":
             job = await self._job(key)
             timeout = immutable if job.terminal else ttl
             if placeholder and not self.catalog.has_job_document(job, key[1]):
-                return self._attr(ino, stat.S_IFREG | 0o444, 0, job.creation_time, timeout,
+                return self.make_attr(ino, stat.S_IFREG | 0o444, 0, job.creation_time, timeout,
                                   self.config.kernel.placeholder_attr_timeout)  # fmt: skip
             document = await self.catalog.job_document(job, key[1])
-            return self._attr(ino, stat.S_IFREG | 0o444, len(document), job.creation_time, timeout)
+            return self.make_attr(ino, stat.S_IFREG | 0o444, len(document), job.creation_time, timeout)
         if key[0] == "file":
             summary = await self._summary(key)
             files = self.catalog.known_files(summary)
             if files is None:
                 if placeholder:
-                    return self._attr(ino, stat.S_IFREG | 0o444, 0, summary.creation_time, ttl,
+                    return self.make_attr(ino, stat.S_IFREG | 0o444, 0, summary.creation_time, ttl,
                                       self.config.kernel.placeholder_attr_timeout)  # fmt: skip
                 await self._prefetch_siblings(key)
                 files = await self.catalog.files(summary)
@@ -181,7 +189,7 @@ class FileSystem:
             if layout is None:
                 raise FsError(errno.ENOENT, f"{summary.id} has no {key[4]} file")
             timeout = immutable if summary.status == ACTIVE else ttl
-            return self._attr(
+            return self.make_attr(
                 ino, stat.S_IFREG | 0o444, layout.content_length, summary.creation_time, timeout
             )
         raise FsError(errno.ENOENT, f"unknown node {key}")
@@ -212,14 +220,18 @@ class FileSystem:
         key = self.inodes.key(parent)
         if not is_folder(key):
             raise FsError(errno.ENOTDIR)
-        children = await self._children(key, parent)
+        children = await self.children(key, parent)
         child = children.get(name)
         if child is None:
             raise FsError(errno.ENOENT)
         return await self.attr_of(child, self.inodes.ino(child, parent))
 
-    async def _children(self, key: Key, ino: int) -> dict[str, Key]:
+    async def children(self, key: Key, ino: int) -> dict[str, Key]:
+        """A folder's entries, telling the kernel about names that have gone since last time."""
         children = await self.tree.children(key)
+        extra = self.writes.extra_children(key)
+        if extra:
+            children = {**extra, **children}
         previous = self._last_names.get(key)
         if previous is not None and previous is not children and self.invalidate is not None:
             for name, old_key in previous.items():
@@ -237,7 +249,7 @@ class FileSystem:
         key = self.inodes.key(ino)
         if not is_folder(key):
             raise FsError(errno.ENOTDIR)
-        children = await self._children(key, ino)
+        children = await self.children(key, ino)
         if key[0] == "store":
             self._listed_folders[key] = time.monotonic()
         entries: list[tuple[str, Attr]] = []
@@ -277,9 +289,11 @@ class FileSystem:
 
     async def open(self, ino: int, flags: int) -> tuple[int, bool]:
         """Returns (handle, keep_cache)."""
-        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
-            raise FsError(errno.EROFS)
         key = self.inodes.key(ino)
+        if key[0] == "writing":
+            raise FsError(errno.EPERM, "the file is being written; it opens once it is a read set")
+        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+            raise self.writes.refuse("opening a read set for writing")
         if key[0] == "job":
             job = await self._job(key)
             document = await self.catalog.job_document(job, key[1])
@@ -331,6 +345,8 @@ class FileSystem:
             raise FsError(errno.EBADF)
         if opened.document is not None:
             return opened.document[offset : offset + size]
+        if opened.writer is not None:
+            raise FsError(errno.EPERM, "a file being written cannot be read")
         assert opened.file is not None
         file = opened.file
         if offset < file.layout.content_length:
@@ -341,8 +357,36 @@ class FileSystem:
         return await self.cache.read(file, offset, size)
 
     def release(self, handle: int) -> None:
-        self._handles.pop(handle, None)
+        opened = self._handles.pop(handle, None)
         self.budget.release(handle)
+        if opened is not None and opened.writer is not None:
+            self.writes.release(opened.writer)
+
+    # -- writing (core/writefs.py does the work) ------------------------------------------------
+
+    async def create(self, parent: int, name: str) -> tuple[int, Attr]:
+        ino, writer = await self.writes.create(parent, name)
+        handle = self._new_handle()
+        self._handles[handle] = FileHandle(ino, writer=writer)
+        return handle, await self.getattr(ino)
+
+    def _writer_of(self, handle: int) -> int:
+        opened = self._handles.get(handle)
+        if opened is None or opened.writer is None:
+            raise FsError(errno.EBADF, "not open for writing")
+        return opened.writer
+
+    async def write(self, handle: int, offset: int, data: bytes) -> int:
+        return await self.writes.write(self._writer_of(handle), offset, data)
+
+    async def flush(self, handle: int) -> None:
+        opened = self._handles.get(handle)
+        if opened is not None and opened.writer is not None:
+            await self.writes.flush(opened.writer)
+
+    async def mkdir(self, parent: int, name: str) -> Attr:
+        key = await self.writes.mkdir(parent, name)
+        return await self.attr_of(key, self.inodes.ino(key, parent))
 
     # -- xattrs ---------------------------------------------------------------------------------
 

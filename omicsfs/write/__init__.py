@@ -1,0 +1,1 @@
+"""The write path: new files in a sequence store become read sets through multipart uploads."""
