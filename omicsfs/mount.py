@@ -246,7 +246,7 @@ async def serve(
         writes = WriteManager(
             backend, config.writes, stats, mountpoint,
             load_candidates=lambda: fs.writes.reference_candidates(),
-            on_finished=lambda store, gone: fs.writes.finished(store, gone),
+            on_finished=lambda group, gone: fs.writes.finished(group, gone),
         )  # fmt: skip
     fs = FileSystem(catalog, cache, config, stats, invalidate=_invalidate, writes=writes)
     operations = OmicsOperations(fs, stats)

@@ -62,6 +62,8 @@ class Tree:
         #: Bumped when fetched metadata contradicts what a folder presumed from its listing.
         self._epoch = 0
         self._contradicted: set[str] = set()
+        #: Read sets known to be paired before their listing says so (uploaded by this mount).
+        self.paired: set[str] = set()
 
     # -- stores ---------------------------------------------------------------------------------
 
@@ -96,7 +98,7 @@ class Tree:
             paired = "source2" in files.files
             indexed = "index" in files.files
         else:
-            paired = bool(summary.etag_source2)
+            paired = bool(summary.etag_source2) or summary.id in self.paired
             indexed = summary.file_type in ("BAM", "CRAM")
         return read_set_suffixes(summary.file_type, paired, indexed)
 

@@ -22,6 +22,7 @@ from omicsfs.backend.omics import PartSource
 from omicsfs.core.blockcache import CachedFile
 from omicsfs.core.tree import Key
 from omicsfs.errors import FsError
+from omicsfs.write.group import UploadGroup
 from omicsfs.write.manager import FolderKey, WriteManager
 from omicsfs.write.references import Candidate, parse_fai
 from omicsfs.write.writer import WRITING, FileWriter
@@ -160,9 +161,12 @@ class WriteOps:
 
             manager.spawn(finish)
 
-    def finished(self, store_id: str, gone: list[tuple[FolderKey, str, int]]) -> None:
+    def finished(self, group: UploadGroup, gone: list[tuple[FolderKey, str, int]]) -> None:
         """A read set was completed (or an upload failed): list the store again, drop the files."""
-        self.fs.catalog.expire_read_sets(store_id)
+        if group.read_set_id is not None and group.upload is not None and "SOURCE2" in group.upload.sources:
+            # The listing of a read set still processing has no etag to tell it is paired.
+            self.fs.tree.paired.add(group.read_set_id)
+        self.fs.catalog.expire_read_sets(group.store_id)
         for folder, name, ident in gone:
             parent = self.fs.inodes.known(folder)
             child = self.fs.inodes.known(writing_key(ident))

@@ -152,6 +152,11 @@ class LocalServiceApp:
             result = await self._invoke(op.name, call, params)
             if isinstance(result, Stream):
                 await self._send_stream(send, op.name, result, body_fault, request_id)
+            elif body_fault == "reset":  # headers go out, then the connection drops
+                body = serialize_output(op, result or {})
+                headers = [(b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                raise InjectedDisconnect(op.name)
             else:
                 status = op.http.get("responseCode", 200)
                 await _send_raw(send, status, serialize_output(op, result or {}), request_id)

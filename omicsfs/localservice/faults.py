@@ -13,7 +13,9 @@ short=P     data operations only: a part body that is shorter than the part but 
             consistent Content-Length (only a client that checks part lengths notices)
 cut=P       data operations only: the full Content-Length is declared, the connection closes
             after half the body
-reset=P     data operations only: the connection closes right after the headers
+reset=P     data operations only: the connection closes right after the headers; for
+            UploadReadSetPart, after the part was stored and before the answer (the client
+            cannot tell whether it arrived, and must upload it again)
 rate=N      ThrottlingException above N requests per second (per operation, sliding 1 s window)
 preset=aws  ``rate`` rules at the real service's published limits (api-quotas, see
             research/healthomics-ecosystem.md §2.4)
@@ -36,6 +38,8 @@ from dataclasses import dataclass, field
 from omicsfs.localservice.errors import InternalServerException, ThrottlingException
 
 DATA_OPERATIONS = frozenset({"GetReadSet", "GetReference"})
+#: Operations a ``reset`` rule also applies to: the upload body is stored, the answer is lost.
+RESET_OPERATIONS = DATA_OPERATIONS | {"UploadReadSetPart"}
 
 #: Published transactions per second (api-quotas.html).
 AWS_LIMITS: dict[str, float] = {
@@ -144,7 +148,7 @@ class Faults:
                 raise InternalServerException("Internal failure (injected fault).")
             elif (
                 rule.kind in ("short", "cut", "reset")
-                and operation in DATA_OPERATIONS
+                and operation in (RESET_OPERATIONS if rule.kind == "reset" else DATA_OPERATIONS)
                 and body_fault is None
                 and self._fires(index, rule, operation)
             ):

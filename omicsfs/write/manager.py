@@ -54,7 +54,7 @@ class WriteManager:
         stats: Stats,
         mountpoint: str,
         load_candidates: Callable[[], Awaitable[list[Candidate]]],
-        on_finished: Callable[[str, list[tuple[FolderKey, str, int]]], None],
+        on_finished: Callable[[UploadGroup, list[tuple[FolderKey, str, int]]], None],
     ) -> None:
         self.backend = backend
         self.config = config
@@ -141,7 +141,7 @@ class WriteManager:
         if not group.writers:
             group.state = FAILED  # quietly: nothing was created, so nothing to abort or report
             group.done.set()
-        self._on_finished(group.store_id, [(folder, name, ident)])
+        self._on_finished(group, [(folder, name, ident)])
 
     # -- metadata -------------------------------------------------------------------------------
 
@@ -191,7 +191,7 @@ class WriteManager:
             self.stats.uploads_completed += 1
             log.info("uploaded %s as read set %s in store %s", ", ".join(n for _, n, _ in gone),
                      group.read_set_id, group.store_id)  # fmt: skip
-        self._on_finished(group.store_id, gone)
+        self._on_finished(group, gone)
 
     async def shutdown(self) -> None:
         """At unmount: lone ``_1`` mates are completed single-end; files still being written are
