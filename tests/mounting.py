@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from omicsfs.mount import mount_table
@@ -73,6 +74,14 @@ class Mounted:
     @property
     def log(self) -> str:
         return "".join(self.lines)
+
+    def wait_for_log(self, text: str, timeout: float = 60.0) -> None:
+        """Until the daemon has logged ``text`` (polled with a deadline; fails if it never does)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(f"the daemon never logged {text!r}:\n{self.log}")
+            time.sleep(0.02)
 
     @property
     def mounted(self) -> bool:

@@ -154,8 +154,8 @@ class LocalServiceApp:
                 await self._send_stream(send, op.name, result, body_fault, request_id)
             elif body_fault == "reset":  # headers go out, then the connection drops
                 body = serialize_output(op, result or {})
-                headers = [(b"content-length", str(len(body)).encode())]
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                length = [(b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": 200, "headers": length})
                 raise InjectedDisconnect(op.name)
             else:
                 status = op.http.get("responseCode", 200)

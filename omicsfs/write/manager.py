@@ -76,8 +76,16 @@ class WriteManager:
         self._nursery = nursery
 
     def spawn(self, function: Callable[[], Awaitable[None]]) -> None:
+        """Background work of the write path; a bug in it is logged, never fatal to the mount."""
         assert self._nursery is not None, "attach() before writing"
-        self._nursery.start_soon(function)
+
+        async def guarded() -> None:
+            try:
+                await function()
+            except Exception:
+                log.exception("background upload work failed (a bug)")
+
+        self._nursery.start_soon(guarded)
 
     def new_upload(self, store_id: str, fields: dict[str, Any]) -> ReadSetUpload:
         assert self._nursery is not None, "attach() before writing"

@@ -99,6 +99,9 @@ class ReadSetUpload:
             self._parts.append({"partSource": source, "partNumber": number, "checksum": checksum})
         except BackendError as error:
             self.fail(f"part {number} of {source} failed: {error}")
+        except Exception as error:  # a bug must fail this upload, never the whole mount
+            log.exception("uploading part %d of %s failed unexpectedly", number, source)
+            self.fail(f"part {number} of {source} failed: {error!r}")
         finally:
             del payload
             self.slots.semaphore.release()

@@ -63,6 +63,7 @@ class FileWriter:
                 raise FsError(errno.EIO, self.failure)
             if self.state != WRITING:
                 raise FsError(errno.EBADF, f"{self.file_name} is complete; it takes no more writes")
+            log.debug("write %s @%d+%d (size %d)", self.file_name, offset, len(data), self.size)
             if offset != self.size:
                 reason = (f"out-of-order write to {self.file_name} at offset {offset} (next is "
                           f"{self.size}): uploads are sequential")  # fmt: skip

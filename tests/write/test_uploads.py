@@ -131,7 +131,8 @@ def test_group_folders_set_sample_and_subject(
 ) -> None:
     sample_folder = cohort / "by-sample" / "S-new"
     sample_folder.mkdir()
-    assert sample_folder.is_dir() and os.listdir(sample_folder) == []
+    assert sample_folder.is_dir()
+    assert os.listdir(sample_folder) == []
     shutil.copyfile(sample.fastq1, sample_folder / "in-sample.fastq.gz")
     meta = wait_active(omics, write_loaded.sequence_store_id, "in-sample")
     assert (meta["sampleId"], meta["subjectId"]) == ("S-new", "S-new")
