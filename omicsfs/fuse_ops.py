@@ -41,7 +41,7 @@ def _entry(attr: Attr) -> pyfuse3.EntryAttributes:
     entry.st_uid = attr.uid
     entry.st_gid = attr.gid
     entry.st_size = attr.size
-    entry.st_blksize = 1 << 17  # large preferred I/O size: cp and cat then issue 128 KiB reads
+    entry.st_blksize = attr.blksize
     entry.st_blocks = -(-attr.size // 512)
     ns = round(attr.mtime * 1e9)  # creation times have millisecond precision; never truncate them
     entry.st_atime_ns = entry.st_mtime_ns = entry.st_ctime_ns = ns

@@ -49,6 +49,10 @@ class Attr:
     attr_timeout: float
     uid: int
     gid: int
+    #: Preferred I/O size: 128 KiB for reading (cp and cat then issue 128 KiB reads), 1 MiB for
+    #: files being written, so cp writes 1 MiB at a time (a FUSE request per MiB, not per 128 KiB:
+    #: 163 against 121 MiB/s in benchmarks/mount_write.py).
+    blksize: int = 1 << 17
 
 
 @dataclass
@@ -127,7 +131,14 @@ class FileSystem:
     # -- attributes -----------------------------------------------------------------------------
 
     def make_attr(
-        self, ino: int, mode: int, size: int, mtime: float, timeout: float, attr_timeout: float | None = None
+        self,
+        ino: int,
+        mode: int,
+        size: int,
+        mtime: float,
+        timeout: float,
+        attr_timeout: float | None = None,
+        blksize: int = 1 << 17,
     ) -> Attr:
         folder = stat.S_ISDIR(mode)
         return Attr(
@@ -140,6 +151,7 @@ class FileSystem:
             attr_timeout=timeout if attr_timeout is None else attr_timeout,
             uid=self.config.uid,
             gid=self.config.gid,
+            blksize=blksize,
         )
 
     async def _summary(self, key: Key) -> Summary:

@@ -82,7 +82,9 @@ class WriteOps:
 
     def attr(self, key: Key, ino: int) -> Attr:
         writer = self._writer(key)
-        return self.fs.make_attr(ino, stat.S_IFREG | 0o644, writer.size, writer.created_at, WRITING_TIMEOUT)
+        return self.fs.make_attr(
+            ino, stat.S_IFREG | 0o644, writer.size, writer.created_at, WRITING_TIMEOUT, blksize=1 << 20
+        )
 
     def _writer(self, key: Key) -> FileWriter:
         return self._require().writer(int(key[1]))
