@@ -79,6 +79,9 @@ def _add_mount_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     mount = commands.add_parser("mount", help="mount HealthOmics stores as folders (read-only)")
     mount.add_argument("mountpoint", type=Path, help="an empty folder")
     mount.add_argument("--endpoint-url", help="service URL (a local service); turns host prefixes off")
+    mount.add_argument(
+        "--local", type=Path, metavar="DATA_DIR", help="serve this local data dir privately while mounted"
+    )
     mount.add_argument("--region", help="AWS region (default: the standard AWS chain)")
     mount.add_argument("--profile", help="AWS profile (default: the standard AWS chain)")
     mount.add_argument("--foreground", action="store_true", help="stay in the foreground (for systemd)")
@@ -123,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "admin":
         return _admin(args)
+    if args.command == "mount" and args.local is not None:
+        from omicsfs.localmount import run_local_mount
+
+        return run_local_mount(args, argv if argv is not None else sys.argv[1:])
     if args.command == "mount":
         from omicsfs.mountcli import run_mount
 

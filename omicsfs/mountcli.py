@@ -78,7 +78,7 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
             check_mountpoint(args.mountpoint.resolve(), nonempty="nonempty" in extra)
             check_service(target)
         if not args.foreground:
-            start_daemon(_daemon_argv(argv), args.log_file)
+            start_daemon(daemon_argv(argv), args.log_file)
             return 0
         return run_foreground(config, target, mountpoint, fuse_options(True, args.allow_other, extra),
                               args.notify_fd)  # fmt: skip
@@ -89,7 +89,7 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
         return 1
 
 
-def _daemon_argv(argv: list[str]) -> list[str]:
+def daemon_argv(argv: list[str]) -> list[str]:
     """The user's own arguments, with the mount point made absolute (the child runs in /)."""
     result = []
     for item in argv:
