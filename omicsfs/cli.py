@@ -1,4 +1,4 @@
-"""The one entry point: ``omicsfs mount | unmount | serve | admin``."""
+"""The one entry point: ``omicsfs mount | unmount | serve | admin | demo | install-helper``."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper)
 
     _add_mount_parser(commands)
+    _add_ops_parsers(commands)
     unmount = commands.add_parser("unmount", help="unmount an omicsfs mount")
     unmount.add_argument("mountpoint", type=Path)
 
@@ -120,6 +121,14 @@ def _add_mount_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     mount.add_argument("--syslog", action="store_true", help=argparse.SUPPRESS)
 
 
+def _add_ops_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    helper = commands.add_parser(
+        "install-helper", help="install mount.fuse.omicsfs, so mount -t fuse.omicsfs and fstab work"
+    )
+    helper.add_argument("--target", type=Path, default=Path("/sbin/mount.fuse.omicsfs"))
+    helper.add_argument("--remove", action="store_true", help="remove the helper instead")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
@@ -134,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         from omicsfs.mountcli import run_mount
 
         return run_mount(args, argv if argv is not None else sys.argv[1:])
+    if args.command == "install-helper":
+        from omicsfs.fstab import install_helper
+
+        return install_helper(args.target, remove=args.remove)
     if args.command == "unmount":
         from omicsfs.mountcli import run_unmount
 
