@@ -122,6 +122,10 @@ def _add_mount_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def _add_ops_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser("demo", help="sample data in a local service, mounted; Ctrl-C stops")
+    demo.add_argument("mountpoint", type=Path, nargs="?", default=Path("omics"), help="default ./omics")
+    demo.add_argument("--data-dir", type=Path, help="default ~/.local/share/omicsfs/demo")
+    demo.add_argument("--log-level", default="WARNING", choices=LOG_LEVELS, type=str.upper)
     helper = commands.add_parser(
         "install-helper", help="install mount.fuse.omicsfs, so mount -t fuse.omicsfs and fstab work"
     )
@@ -143,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         from omicsfs.mountcli import run_mount
 
         return run_mount(args, argv if argv is not None else sys.argv[1:])
+    if args.command == "demo":
+        from omicsfs.demo import run_demo
+
+        return run_demo(args)
     if args.command == "install-helper":
         from omicsfs.fstab import install_helper
 
