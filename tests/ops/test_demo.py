@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -9,8 +10,11 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from omicsfs.mount import mount_table
 from tests.localservice import env_without_aws
+from tests.mounting import omicsfs
 from tests.procs import pids_with, wait_gone
 
 
@@ -121,3 +125,24 @@ def test_demo_refuses_a_non_empty_mount_point_in_one_line(tmp_path: Path) -> Non
         f"omicsfs demo: mount point {mountpoint} is not empty (use an empty folder, or -o nonempty)\n"
     )
     assert (mountpoint / "keep").read_text() == "mine"
+
+
+def test_demo_clears_a_stale_mount_left_by_a_killed_daemon(tmp_path: Path, local_data: Path) -> None:
+    mountpoint = tmp_path / "omics"
+    mountpoint.mkdir()
+    mounted = omicsfs("mount", "--local", str(local_data), str(mountpoint), env=env_without_aws())
+    assert mounted.returncode == 0, mounted.stderr
+    (daemon,) = pids_with(str(mountpoint), "--notify-fd")
+    subprocess.run(["kill", "-KILL", str(daemon)], check=True)
+    assert wait_gone(daemon)
+    with pytest.raises(OSError) as caught:
+        os.listdir(mountpoint)
+    assert caught.value.errno == errno.ENOTCONN  # stale: "Transport endpoint is not connected"
+
+    demo = Demo(mountpoint, tmp_path / "data")
+    try:
+        assert (mountpoint / "sequence-stores/demo-cohort/NA12878-aligned.bam").stat().st_size > 0
+    finally:
+        code, _ = demo.interrupt()
+    assert code == 0, "".join(demo.errors)
+    assert str(mountpoint) not in mount_table()
