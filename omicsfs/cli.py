@@ -1,4 +1,4 @@
-"""The one entry point: ``omicsfs mount | unmount | serve | admin``."""
+"""The one entry point: ``omicsfs mount | unmount | serve | admin | demo | install-helper``."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper)
 
     _add_mount_parser(commands)
+    _add_ops_parsers(commands)
     unmount = commands.add_parser("unmount", help="unmount an omicsfs mount")
     unmount.add_argument("mountpoint", type=Path)
 
@@ -79,6 +80,9 @@ def _add_mount_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     mount = commands.add_parser("mount", help="mount HealthOmics stores as folders")
     mount.add_argument("mountpoint", type=Path, help="an empty folder")
     mount.add_argument("--endpoint-url", help="service URL (a local service); turns host prefixes off")
+    mount.add_argument(
+        "--local", type=Path, metavar="DATA_DIR", help="serve this local data dir privately while mounted"
+    )
     mount.add_argument("--region", help="AWS region (default: the standard AWS chain)")
     mount.add_argument("--profile", help="AWS profile (default: the standard AWS chain)")
     mount.add_argument("--foreground", action="store_true", help="stay in the foreground (for systemd)")
@@ -137,16 +141,40 @@ def _add_mount_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     mount.add_argument("--syslog", action="store_true", help=argparse.SUPPRESS)
 
 
+def _add_ops_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser("demo", help="sample data in a local service, mounted; Ctrl-C stops")
+    demo.add_argument("mountpoint", type=Path, nargs="?", default=Path("omics"), help="default ./omics")
+    demo.add_argument("--data-dir", type=Path, help="default ~/.local/share/omicsfs/demo")
+    demo.add_argument("--log-level", default="WARNING", choices=LOG_LEVELS, type=str.upper)
+    helper = commands.add_parser(
+        "install-helper", help="install mount.fuse.omicsfs, so mount -t fuse.omicsfs and fstab work"
+    )
+    helper.add_argument("--target", type=Path, default=Path("/sbin/mount.fuse.omicsfs"))
+    helper.add_argument("--remove", action="store_true", help="remove the helper instead")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "admin":
         return _admin(args)
+    if args.command == "mount" and args.local is not None:
+        from omicsfs.localmount import run_local_mount
+
+        return run_local_mount(args, argv if argv is not None else sys.argv[1:])
     if args.command == "mount":
         from omicsfs.mountcli import run_mount
 
         return run_mount(args, argv if argv is not None else sys.argv[1:])
+    if args.command == "demo":
+        from omicsfs.demo import run_demo
+
+        return run_demo(args)
+    if args.command == "install-helper":
+        from omicsfs.fstab import install_helper
+
+        return install_helper(args.target, remove=args.remove)
     if args.command == "unmount":
         from omicsfs.mountcli import run_unmount
 

@@ -33,6 +33,7 @@ from omicsfs.core.disktier import DiskTier
 from omicsfs.core.filesystem import FileSystem
 from omicsfs.core.metastore import MetadataStore
 from omicsfs.fuse_ops import OmicsOperations
+from omicsfs.sdnotify import notify
 from omicsfs.stats import Stats
 from omicsfs.write.manager import WriteManager
 from omicsfs.write.recovery import abort_orphans
@@ -314,6 +315,7 @@ def run_foreground(
 ) -> int:
     def ready() -> None:
         log.info("omicsfs is mounted at %s", mountpoint)
+        notify("READY=1")  # under systemd (Type=notify): the unit is up once the folder is mounted
         if notify_fd is not None:
             os.write(notify_fd, b"ok\n")
             os.close(notify_fd)
@@ -346,5 +348,5 @@ def start_daemon(argv: list[str], log_file: str | None) -> None:
     if message.startswith(b"ok"):
         return
     code = child.wait()
-    text = message.decode(errors="replace").strip()
+    text = message.decode(errors="replace").strip().removeprefix("omicsfs mount: ")  # the caller adds it
     raise MountError(text or f"the omicsfs daemon exited with status {code} before mounting")

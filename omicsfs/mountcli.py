@@ -103,7 +103,7 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
             check_mountpoint(args.mountpoint.resolve(), nonempty="nonempty" in extra)
             check_service(target)
         if not args.foreground:
-            start_daemon(_daemon_argv(argv), args.log_file)
+            start_daemon(daemon_argv(argv), args.log_file)
             return 0
         options = fuse_options(not args.read_write, args.allow_other, extra)
         return run_foreground(config, target, mountpoint, options, args.notify_fd)
@@ -114,7 +114,7 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
         return 1
 
 
-def _daemon_argv(argv: list[str]) -> list[str]:
+def daemon_argv(argv: list[str]) -> list[str]:
     """The user's own arguments, with the mount point made absolute (the child runs in /)."""
     result = []
     for item in argv:

@@ -1,17 +1,35 @@
 """Starting ``omicsfs serve`` as a child process and finding its endpoint.
 
-Shared by the tests, the benchmarks and (later) ``omicsfs mount --local`` and ``omicsfs demo``:
-the child is started exactly as a user starts it, its first stdout line names the endpoint, and
-the rest of stdout is drained so the child can never block on a full pipe.
+Shared by the tests, the benchmarks, ``omicsfs mount --local`` and ``omicsfs demo``: the child
+is started exactly as a user starts it, its first stdout line names the endpoint, and the rest of
+stdout is drained so the child can never block on a full pipe.
+
+An *owned* child (``owned=True``) belongs to one parent for its whole life: it runs in its own
+session, so a Ctrl-C at the terminal reaches only the parent (which stops the service after it
+has unmounted), and the kernel sends it SIGTERM if the parent dies without stopping it, so a
+killed mount daemon never leaves a service behind.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import IO
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Runs in the child between fork and exec: SIGTERM when the parent goes away."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class ServiceProcess:
@@ -24,6 +42,8 @@ class ServiceProcess:
         part_size: int = 104_857_600,
         processing_delay: float = 0.2,
         log_level: str = "WARNING",
+        owned: bool = False,
+        stderr: IO[str] | None = None,
     ) -> None:
         args = [
             sys.executable, "-m", "omicsfs", "serve", "--data-dir", str(data_dir), "--port", "0",
@@ -31,7 +51,11 @@ class ServiceProcess:
             "--log-level", log_level, *extra,
         ]  # fmt: skip
         self.data_dir = data_dir
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        parent = os.getpid()
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=owned,
+            preexec_fn=(lambda: _die_with_parent(parent)) if owned else None,
+        )  # fmt: skip
         assert self.process.stdout is not None
         first = self.process.stdout.readline()
         if "http://" not in first:
