@@ -54,9 +54,17 @@ VALUE_OPTIONS = {
     "retry_delay": "--retry-delay",
     "log_level": "--log-level",
     "log_file": "--log-file",
+    "part_size": "--part-size",
+    "parts_in_flight": "--parts-in-flight",
+    "pair_timeout": "--pair-timeout",
+    "sample_id": "--sample-id",
+    "subject_id": "--subject-id",
+    "reference_arn": "--reference-arn",
 }
 #: Options without a value that become flags.
-FLAG_OPTIONS = {"allow_other": "--allow-other", "read_write": "--read-write"}
+FLAG_OPTIONS = {
+    "allow_other": "--allow-other", "read_write": "--read-write", "allow_delete": "--allow-delete",
+}  # fmt: skip
 #: The kernel's generic mount flags, handed on to the FUSE mount (``-o``) as they are.
 KERNEL_OPTIONS = frozenset(
     {
@@ -128,14 +136,6 @@ def _owner(key: str, value: str) -> str:
         raise HelperError(f"{key}={value}: no such {'user' if key == 'uid' else 'group'}") from None
 
 
-def _supports(flag: str) -> bool:
-    """Whether this omicsfs's ``mount`` knows ``flag`` (``--read-write`` arrives separately)."""
-    from omicsfs.cli import build_parser
-
-    _, unknown = build_parser().parse_known_args(["mount", "/", flag])
-    return flag not in unknown
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``mount.fuse.omicsfs``; exit 1 for a bad invocation, 32 for a failed
     mount (mount(8)'s own codes)."""
@@ -164,9 +164,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: omicsfs {shlex.join(command)}", file=sys.stderr)
     if args.fake:
         return 0
-    if "--read-write" in command and not _supports("--read-write"):
-        print(f"{PROG}: read_write: this omicsfs mounts read-only only", file=sys.stderr)
-        return 1
     from omicsfs.cli import main as omicsfs_main
 
     return 0 if omicsfs_main(command) == 0 else 32
