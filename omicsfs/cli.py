@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from omicsfs import statscli
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_mount_parser(commands)
     _add_ops_parsers(commands)
+    statscli.add_parser(commands)
     unmount = commands.add_parser("unmount", help="unmount an omicsfs mount")
     unmount.add_argument("mountpoint", type=Path)
 
@@ -175,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         from omicsfs.fstab import install_helper
 
         return install_helper(args.target, remove=args.remove)
+    if args.command == "stats":
+        return statscli.run_stats(args)
     if args.command == "unmount":
         from omicsfs.mountcli import run_unmount
 

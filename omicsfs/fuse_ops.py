@@ -120,7 +120,11 @@ class OmicsOperations(pyfuse3.Operations):
     async def open(self, inode: pyfuse3.InodeT, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         async with self._guard("open", inode):
             handle, keep_cache = await self.fs.open(inode, flags)
-            return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(handle), keep_cache=keep_cache)
+            # Documents made at open (job JSON, stats.json) bypass the page cache: their size
+            # may change between the stat and the open.
+            return pyfuse3.FileInfo(
+                fh=pyfuse3.FileHandleT(handle), keep_cache=keep_cache, direct_io=not keep_cache
+            )
         raise AssertionError("unreachable")
 
     async def read(self, fh: pyfuse3.FileHandleT, off: int, size: int) -> bytes:

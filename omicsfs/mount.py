@@ -298,9 +298,15 @@ def _invalidate(parent: int, name: str, ino: int) -> None:
 
 
 async def _signals(catalog: Catalog, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2) as signals:
         task_status.started()
+        configured = logging.getLogger().level
         async for signum in signals:
+            if signum == signal.SIGUSR2:  # Mountpoint's runtime verbosity toggle
+                root = logging.getLogger()
+                root.setLevel(configured if root.level == logging.DEBUG else logging.DEBUG)
+                log.warning("SIGUSR2: log level is now %s", logging.getLevelName(root.level))
+                continue
             if signum == signal.SIGHUP:
                 log.info("SIGHUP: listings will be fetched again on next access")
                 catalog.expire_listings()

@@ -121,6 +121,15 @@ class BlockCache:
         if len(data) <= cache.maxsize:
             cache[key] = data
 
+    def usage(self) -> dict[str, int]:
+        """Bytes held per tier, for ``.omicsfs/stats.json``."""
+        return {
+            "memory_bytes": int(self.main.currsize),
+            "hot_bytes": int(self.hot.currsize),
+            "memory_limit_bytes": int(self.main.maxsize + self.hot.maxsize),
+            "parts_fetching": len(self.inflight),
+        }
+
     def part_present(self, file: CachedFile, part: int) -> bool:
         """Whether a part needs no network fetch: in flight, on disk, or (ends) in memory."""
         key = file.key

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import json
 import logging
 import os
 import stat
@@ -166,6 +167,11 @@ class FileSystem:
         immutable = self.config.kernel.immutable_timeout
         if key[0] == "writing":
             return self.writes.attr(key, ino)
+        if key[0] == "stats":
+            # Changes all the time: never cached; opened with direct I/O, so reads are not cut
+            # to this size (fuse_ops.open).
+            size = len(self.stats_document())
+            return self.make_attr(ino, stat.S_IFREG | 0o444, size, time.time(), ttl, attr_timeout=0.0)
         if is_folder(key):
             mtime = self.mounted_at
             if key[0] == "store":
@@ -300,7 +306,7 @@ class FileSystem:
         return handle
 
     async def open(self, ino: int, flags: int) -> tuple[int, bool]:
-        """Returns (handle, keep_cache)."""
+        """Returns (handle, keep_cache); keep_cache False means direct I/O for live documents."""
         key = self.inodes.key(ino)
         if key[0] == "writing":
             raise FsError(errno.EPERM, "the file is being written; it opens once it is a read set")
@@ -311,6 +317,10 @@ class FileSystem:
             document = await self.catalog.job_document(job, key[1])
             handle = self._new_handle()
             self._handles[handle] = FileHandle(ino, document=document)
+            return handle, False
+        if key[0] == "stats":
+            handle = self._new_handle()
+            self._handles[handle] = FileHandle(ino, document=self.stats_document())
             return handle, False
         if key[0] != "file":
             raise FsError(errno.EISDIR if is_folder(key) else errno.EINVAL)
@@ -399,6 +409,20 @@ class FileSystem:
     async def mkdir(self, parent: int, name: str) -> Attr:
         key = await self.writes.mkdir(parent, name)
         return await self.attr_of(key, self.inodes.ino(key, parent))
+
+    def stats_document(self) -> bytes:
+        """``.omicsfs/stats.json``: the counters plus the state of the caches and uploads."""
+        document = self.stats.snapshot()
+        document["cache"].update(self.cache.usage())
+        document["read_ahead"] = {
+            "budget_bytes": self.budget.total_bytes,
+            "reserved_bytes": self.budget.in_use,
+            "streams": self.budget.streams,
+            "prefetched_parts": document.pop("prefetch_parts"),
+        }
+        if self.writes.manager is not None:
+            document["uploads"]["in_flight"] = self.writes.manager.progress()
+        return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
 
     # -- xattrs ---------------------------------------------------------------------------------
 

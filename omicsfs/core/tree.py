@@ -35,6 +35,9 @@ from omicsfs.core.names import (
 Key = tuple[str, ...]
 
 ROOT: Key = ("root",)
+#: The mount's own folder: ``.omicsfs/stats.json`` is a live view of the daemon's counters.
+CONTROL_FOLDER = ".omicsfs"
+STATS_FILE = "stats.json"
 STORE_KINDS = {"sequence": "sequence-stores", "reference": "reference-stores"}
 GROUP_FOLDERS = {"sample": "by-sample", "subject": "by-subject"}
 JOB_KINDS: dict[str, tuple[JobKind, ...]] = {
@@ -160,7 +163,11 @@ class Tree:
         """Name -> key of each entry of a folder; KeyError if ``key`` is not a folder."""
         kind = key[0]
         if kind == "root":
-            return {name: ("stores", s) for s, name in STORE_KINDS.items()}
+            top: dict[str, Key] = {name: ("stores", s) for s, name in STORE_KINDS.items()}
+            top[CONTROL_FOLDER] = ("control",)
+            return top
+        if kind == "control":
+            return {STATS_FILE: ("stats",)}
         if kind == "stores":
             s = key[1]
             entries: dict[str, Key] = {"by-id": ("stores-by-id", s)}
@@ -235,6 +242,7 @@ class Tree:
 def is_folder(key: Key) -> bool:
     return key[0] in (
         "root",
+        "control",
         "stores",
         "stores-by-id",
         "store",

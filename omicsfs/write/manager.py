@@ -151,6 +151,18 @@ class WriteManager:
             group.done.set()
         self._on_finished(group, [(folder, name, ident)])
 
+    def progress(self) -> dict[str, dict[str, int | str]]:
+        """Per file being written: bytes written, bytes uploaded and parts sent, for stats views."""
+        result: dict[str, dict[str, int | str]] = {}
+        for _, name, writer in self.files.values():
+            upload = writer.group.upload
+            result[name] = {
+                "written_bytes": writer.size,
+                "uploaded_bytes": upload.uploaded_bytes if upload is not None else 0,
+                "state": writer.state,
+            }
+        return result
+
     # -- metadata -------------------------------------------------------------------------------
 
     async def upload_fields(self, group: UploadGroup, header: Header) -> dict[str, Any]:

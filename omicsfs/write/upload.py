@@ -58,6 +58,7 @@ class ReadSetUpload:
         self._idle = trio.Event()
         self._idle.set()
         self._finished = False
+        self.uploaded_bytes = 0
 
     @property
     def name(self) -> str:
@@ -97,6 +98,7 @@ class ReadSetUpload:
         try:
             checksum = await self.backend.upload_part(self.store_id, upload_id, source, number, payload)
             self._parts.append({"partSource": source, "partNumber": number, "checksum": checksum})
+            self.uploaded_bytes += len(payload)
         except BackendError as error:
             self.fail(f"part {number} of {source} failed: {error}")
         except Exception as error:  # a bug must fail this upload, never the whole mount

@@ -16,7 +16,7 @@ from tests.mounting import Mounted
 
 
 def test_top_level_and_store_folders(mnt: Mounted, loaded: LoadedSample) -> None:
-    assert sorted(os.listdir(mnt.path)) == ["reference-stores", "sequence-stores"]
+    assert sorted(os.listdir(mnt.path)) == [".omicsfs", "reference-stores", "sequence-stores"]
     assert sorted(os.listdir(mnt.path / "sequence-stores")) == ["by-id", "demo-cohort"]
     assert sorted(os.listdir(mnt.path / "reference-stores")) == ["by-id", "references"]
     link = mnt.path / "sequence-stores" / "by-id" / loaded.sequence_store_id

@@ -14,6 +14,7 @@ import pytest
 
 from omicsfs.sampledata import SampleFiles
 from omicsfs.sampleload import LoadedSample
+from omicsfs.statscli import read_stats, render
 from tests.mounting import Mounted
 from tests.write.conftest import open_uploads, read_sets_named, wait_active
 
@@ -163,7 +164,7 @@ def test_an_empty_file_creates_nothing(cohort: Path, omics: Any, write_loaded: L
 
 
 def test_a_file_being_written_is_listed_with_its_size_and_cannot_be_read(
-    cohort: Path, sample: SampleFiles, omics: Any, write_loaded: LoadedSample
+    rw: Mounted, cohort: Path, sample: SampleFiles, omics: Any, write_loaded: LoadedSample
 ) -> None:
     data = sample.fastq1.read_bytes()
     target = cohort / "growing.fastq.gz"
@@ -171,6 +172,11 @@ def test_a_file_being_written_is_listed_with_its_size_and_cannot_be_read(
         handle.write(data[:100_000])
         assert "growing.fastq.gz" in os.listdir(cohort)
         assert os.stat(target).st_size == 100_000
+        # In this process: a child process would close its inherited copy of the descriptor,
+        # and that flush completes the upload (SEMANTICS.md "Close and flush").
+        progress = render(read_stats(rw.path))  # what omicsfs stats shows: a bar per upload
+        assert "growing.fastq.gz [" in progress
+        assert "0.1 MiB written" in progress
         with pytest.raises(PermissionError):
             target.read_bytes()
         with pytest.raises(PermissionError):
