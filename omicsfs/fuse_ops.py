@@ -73,8 +73,11 @@ class OmicsOperations(pyfuse3.Operations):
                 detail = ""
                 if isinstance(exc, BackendError):
                     detail = f" [{exc.operation} {exc.code} request {exc.request_id or '-'}]"
+                where = self.fs.describe(target)
                 if isinstance(exc, FsError | BackendError):
-                    log.warning("%s %s -> %s: %s%s", op, target, errno.errorcode.get(code), exc, detail)
+                    log.warning(
+                        "%s %s%s -> %s: %s%s", op, target, where, errno.errorcode.get(code), exc, detail
+                    )
                 else:
                     log.exception(
                         "%s %s -> %s: unexpected error (a bug)", op, target, errno.errorcode.get(code)

@@ -125,7 +125,12 @@ def test_exhausted_retries_fail_that_read_with_eio_and_the_daemon_keeps_serving(
             (folder / "f0.fastq.gz").read_bytes()
         assert excinfo.value.errno == errno.EIO
         assert "InternalServerException" in mounted.log
-        assert "-> EIO" in mounted.log
+        failed = [line for line in mounted.lines if "-> EIO" in line]
+        assert failed
+        requests = {line.split(" -> ")[0].split("omicsfs.fuse_ops: ")[1] for line in failed}
+        assert len(requests) == len(failed)  # one line per failed request, not per retry (3 here)
+        assert all("(file/sequence/" in line for line in failed)  # store, read set ID and file
+        assert all("request " in line for line in failed)  # and the service's request ID
         service.set_faults("")
         assert sorted(os.listdir(folder))[:3] == [".jobs", "by-id", "by-sample"] or os.listdir(folder)
         assert (folder / "f0.fastq.gz").read_bytes() == data["f0.fastq.gz"]
