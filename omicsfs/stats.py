@@ -27,8 +27,6 @@ class Stats:
     bytes_uploaded: int = 0
     uploads_completed: int = 0
     uploads_aborted: int = 0
-    #: Uploads in flight: file name -> bytes written so far (for progress views).
-    uploads_in_flight: dict[str, int] = field(default_factory=dict)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -43,5 +41,5 @@ class Stats:
             "prefetch_parts": self.prefetch_parts,
             "errors_by_errno": dict(self.errors_by_errno),
             "uploads": {"bytes_uploaded": self.bytes_uploaded, "completed": self.uploads_completed,
-                        "aborted": self.uploads_aborted, "in_flight": dict(self.uploads_in_flight)},
+                        "aborted": self.uploads_aborted, "in_flight": {}},
         }  # fmt: skip

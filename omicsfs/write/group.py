@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -74,9 +74,6 @@ class UploadGroup:
         except UploadFailed as error:
             await self.fail(str(error))
             raise FsError(errno.EIO, str(error)) from None
-
-    def progress(self, writer: FileWriter) -> None:
-        self.manager.stats.uploads_in_flight[writer.file_name] = writer.size
 
     # -- closing --------------------------------------------------------------------------------
 
@@ -151,6 +148,3 @@ class UploadGroup:
             await self.upload.abort()
         self.done.set()
         self.manager.finished(self)
-
-    def describe(self) -> dict[str, Any]:
-        return {w.file_name: w.size for w in self.writers.values()}

@@ -143,7 +143,6 @@ class WriteManager:
         if writer.size or writer.state != "writing":
             return
         del self.files[ident]
-        self.stats.uploads_in_flight.pop(name, None)
         group = writer.group
         group.writers.pop(writer.source, None)
         if not group.writers:
@@ -203,7 +202,6 @@ class WriteManager:
             if writer.group is group:
                 del self.files[ident]
                 gone.append((folder, name, ident))
-                self.stats.uploads_in_flight.pop(name, None)
         if group.state == FAILED:
             if group.upload is not None:
                 self.stats.uploads_aborted += 1

@@ -74,7 +74,6 @@ class FileWriter:
                 await self.group.fail(reason)
                 raise FsError(errno.EINVAL, reason)
             self.size += len(data)
-            self.group.progress(self)
             await self._take(await self._stored(data), final=False)
             return len(data)
 
