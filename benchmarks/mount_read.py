@@ -2,7 +2,8 @@
 
 Run from the repository root, as root or a user who may mount FUSE (nothing else needs to run)::
 
-    /work/venv/bin/python benchmarks/mount_read.py [--quick] [--only SECTION ...] [--repeats R]
+    .venv/bin/python benchmarks/mount_read.py [--quick] [--only SECTION ...] [--repeats R]
+        [--bandwidth 100MiB] [--seq-mib 1024] [--label NAME]
 
 Every section starts its own ``omicsfs serve`` (``--processing-delay 0``, ``--log-level WARNING``,
 its own data dir and part size) and runs ``omicsfs mount MNT --endpoint-url URL --foreground`` as a
@@ -51,6 +52,12 @@ Sections (``--only`` picks some; default all):
 ``--quick`` shrinks every section (64 MiB and 16 MiB parts; 20,000 pairs, 512 KiB parts and 30
 queries; 150 read sets; 32 files of about 0.3-3 MiB with 512 KiB parts) and sets ``--repeats`` to 2,
 for a smoke run of under two minutes.
+
+``--bandwidth 100MiB`` starts every service with ``--faults bandwidth=100MiB``: each GetReadSet
+and GetReference body is paced to that rate on its own connection, as the real service's parts
+are (localservice/pacing.py). On unpaced loopback the raw API moves about 3 GB/s on two CPUs and
+the comparison measures CPU per byte; paced, it measures how many parts each side keeps in
+flight. ``--seq-mib`` sets the sequential read set's size and ``--label`` names the results files.
 
 Results: a markdown table per section on stdout, and ``benchmarks/results/mount_read.md`` plus
 ``mount_read.json`` (``mount_read-quick.*`` with ``--quick``; a run with ``--only`` adds the
@@ -146,11 +153,12 @@ def log(message: str) -> None:
 class Service:
     """``omicsfs serve`` as a child process, a boto3 client for it and its admin routes."""
 
-    def __init__(self, data_dir: Path, part_size: int) -> None:
+    def __init__(self, data_dir: Path, part_size: int, faults: str = "") -> None:
         self.data_dir = data_dir
         self.s3_root = data_dir / "s3"
         self.part_size = part_size
-        self.child = ServiceProcess(data_dir, part_size=part_size, processing_delay=0)
+        extra = ("--faults", faults) if faults else ()
+        self.child = ServiceProcess(data_dir, *extra, part_size=part_size, processing_delay=0)
         self.url = self.child.url
 
     def client(self, pool: int = 10) -> Any:
@@ -256,12 +264,13 @@ class Mount:
 class Resources:
     """Every service and mount started, so ``close`` can stop them all (mounts first)."""
 
-    def __init__(self) -> None:
+    def __init__(self, faults: str = "") -> None:
         self.services: list[Service] = []
         self.mounts: list[Mount] = []
+        self.faults = faults
 
     def service(self, data_dir: Path, part_size: int) -> Service:
-        service = Service(data_dir, part_size)
+        service = Service(data_dir, part_size, self.faults)
         self.services.append(service)
         return service
 
@@ -812,7 +821,7 @@ class Bench:
         return section
 
 
-def header_text(sizes: Sizes, quick: bool, total_seconds: float) -> str:
+def header_text(sizes: Sizes, quick: bool, total_seconds: float, bandwidth: str | None) -> str:
     return "\n".join(
         [
             "# omicsfs mount read benchmark" + (" (--quick)" if quick else ""),
@@ -823,6 +832,8 @@ def header_text(sizes: Sizes, quick: bool, total_seconds: float) -> str:
             f"{run(['samtools', '--version']).stdout.splitlines()[0]}",
             "- service: `omicsfs serve --processing-delay 0 --log-level WARNING`, one per section; mount: "
             "`python -m omicsfs mount MNT --endpoint-url URL --foreground` (flags per section)",
+            "- per-connection bandwidth: "
+            + (f"`--faults bandwidth={bandwidth}` (data bodies paced)" if bandwidth else "loopback, unpaced"),
             f"- repeats: {sizes.repeats}; MiB = 2**20 bytes; total runtime {total_seconds:.1f} s",
             "",
         ]
@@ -837,8 +848,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, help="runs per measurement (default 3, --quick 2)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (for debugging)")
+    parser.add_argument(
+        "--bandwidth", metavar="B",
+        help="pace every GetReadSet/GetReference body to B per second per connection (e.g. 100MiB), "
+        "as the real service's per-connection rate does; default: loopback speed",
+    )  # fmt: skip
+    parser.add_argument("--seq-mib", type=int, help="size of the sequential section's read set in MiB")
+    parser.add_argument("--label", help="suffix for the results files (e.g. bw100)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
+    if args.seq_mib is not None:
+        sizes = Sizes(**{**sizes.__dict__, "seq_bytes": args.seq_mib * MIB})
     if args.repeats is not None:
         if args.repeats <= 0:
             parser.error("--repeats must be positive")
@@ -854,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, terminate)
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="omicsfs-mount-read-"))
-    resources = Resources()
+    resources = Resources(f"bandwidth={args.bandwidth}" if args.bandwidth else "")
     bench = Bench(workdir, sizes, resources)
     sections: list[Section] = []
     try:
@@ -867,15 +887,19 @@ def main(argv: list[str] | None = None) -> int:
             log("")
             log(section.text())
         total = time.perf_counter() - started
-        text = header_text(sizes, args.quick, total) + "\n".join(section.text() for section in sections)
+        body = "\n".join(section.text() for section in sections)
+        text = header_text(sizes, args.quick, total, args.bandwidth) + body
         # A partial run (--only) writes its own files, so it never replaces a full run's results.
         stem = "mount_read" + ("-quick" if args.quick else "")
         if chosen != list(SECTIONS):
             stem += "-" + "-".join(chosen)
+        if args.label:
+            stem += "-" + args.label
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         (RESULTS_DIR / f"{stem}.md").write_text(text)
         document = {
             "quick": args.quick,
+            "bandwidth": args.bandwidth,
             "sizes": sizes.__dict__,
             "total_seconds": total,
             "sections": {s.name: {**s.data, "seconds": s.seconds, "notes": s.notes} for s in sections},

@@ -2,7 +2,7 @@
 
 Run from the repository root (nothing else needs to be running)::
 
-    /work/venv/bin/python benchmarks/service_throughput.py [--size-mib N] [--repeats R]
+    .venv/bin/python benchmarks/service_throughput.py [--size-mib N] [--repeats R]
 
 What it does:
 

@@ -410,22 +410,16 @@ class FileSystem:
         key = await self.writes.mkdir(parent, name)
         return await self.attr_of(key, self.inodes.ino(key, parent))
 
-    def describe(self, target: object) -> str:
+    def node_label(self, *, ino: int | None = None, fh: int | None = None) -> str:
         """What a failed request was about, for its log line: the node's key names the store,
-        read set or reference ID and file (an inode or ``fh N ...`` target). Never raises."""
+        read set or reference ID and file. Never raises: it runs on the failure path."""
         try:
-            ino: int | None = None
-            if isinstance(target, int):
-                ino = target
-            elif isinstance(target, str) and target.startswith("fh "):
-                opened = self._handles.get(int(target.split()[1]))
+            if fh is not None:
+                opened = self._handles.get(fh)
                 ino = opened.ino if opened is not None else None
-            elif isinstance(target, str) and "/" in target:
-                ino = int(target.split("/", 1)[0])
             if ino is None:
                 return ""
-            key = self.inodes.key(ino)
-            return f" ({'/'.join(key)})"
+            return f" ({'/'.join(self.inodes.key(ino))})"
         except Exception:
             return ""
 

@@ -7,7 +7,9 @@ shape botocore parses: the HTTP status of the modeled error, ``x-amzn-ErrorType`
 is logged and answered as ``InternalServerException``.
 
 Loopback-only admin routes live under ``/_omicsfs/`` (no model path starts with an underscore):
-request counts, fault control, archiving a read set, and waiting for background work.
+request counts, fault control, archiving a read set, holding background processing (``PUT
+processing`` with ``hold`` or ``run``) and waiting for background work (``drain``, which also
+ends a hold).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from omicsfs.localservice.errors import (
     ServiceError,
 )
 from omicsfs.localservice.faults import Faults, FaultSpecError
+from omicsfs.localservice.pacing import Pacer
 from omicsfs.localservice.protocol import Router, parse_request, serialize_output, service_model
 
 log = logging.getLogger(__name__)
@@ -203,11 +206,13 @@ class LocalServiceApp:
             (b"x-amzn-requestid", request_id.encode()),
             *((k.lower().encode(), v.encode()) for k, v in stream.headers.items()),
         ]
+        bandwidth = self.faults.bandwidth(name)
         fd = os.open(stream.path, os.O_RDONLY)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             if fault == "reset":
                 raise InjectedDisconnect(name)
+            pacer = Pacer(bandwidth) if bandwidth else None
             offset, remaining = stream.offset, to_send
             while remaining > 0:
                 chunk = os.pread(fd, min(STREAM_CHUNK, remaining), offset)
@@ -216,6 +221,8 @@ class LocalServiceApp:
                 offset += len(chunk)
                 remaining -= len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if pacer is not None:
+                    await pacer.sent(len(chunk))
             self.stats.bytes_sent[name] += to_send - remaining
             if fault == "cut":
                 raise InjectedDisconnect(name)
@@ -250,6 +257,9 @@ class LocalServiceApp:
                 await _send_json(send, 400, {"message": str(exc)}, request_id)
                 return
             await _send_json(send, 200, {"spec": self.faults.spec}, request_id)
+        elif parts == ["processing"] and method == "PUT" and body in (b"hold", b"run"):
+            self.service.hold_processing(body == b"hold")
+            await _send_json(send, 200, {"processing": body.decode()}, request_id)
         elif parts == ["drain"] and method == "POST":
             await self.service.drain()
             await _send_json(send, 200, {}, request_id)

@@ -88,6 +88,8 @@ class Service:
         self.blobs = Blobs(config.data_dir, config.s3_root)
         self._token_key = bytes.fromhex(self.state.setting("pagination_key", secrets.token_hex(32)))
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._processing_open = asyncio.Event()
+        self._processing_open.set()
 
     # -- time, ARNs --------------------------------------------------------------------------
 
@@ -123,8 +125,24 @@ class Service:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def processing_step(self) -> None:
+        """Where background work waits before it changes state: ``--processing-delay``, then
+        the hold. A delay alone made tests that look at PROCESSING_UPLOAD race the timer on a
+        loaded machine; a hold keeps work pending until a test says so."""
+        await asyncio.sleep(self.config.processing_delay)
+        await self._processing_open.wait()
+
+    def hold_processing(self, held: bool) -> None:
+        """Holds (or lets go of) every processing step: uploads stay PROCESSING_UPLOAD, jobs
+        SUBMITTED, activations ACTIVATING."""
+        if held:
+            self._processing_open.clear()
+        else:
+            self._processing_open.set()
+
     async def drain(self) -> None:
-        """Waits for background work to finish (tests and clean shutdown)."""
+        """Waits for background work to finish (tests and clean shutdown); lets go of a hold."""
+        self.hold_processing(False)
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 

@@ -17,6 +17,8 @@ reset=P     data operations only: the connection closes right after the headers;
             UploadReadSetPart, after the part was stored and before the answer (the client
             cannot tell whether it arrived, and must upload it again)
 rate=N      ThrottlingException above N requests per second (per operation, sliding 1 s window)
+bandwidth=B data operations only: each response body is paced to B per second, per connection
+            (``100MiB``, ``50MB``, ``1.5GiB``, or bytes); see pacing.py
 preset=aws  ``rate`` rules at the real service's published limits (api-quotas, see
             research/healthomics-ecosystem.md §2.4)
 ==========  ===============================================================================
@@ -24,7 +26,8 @@ preset=aws  ``rate`` rules at the real service's published limits (api-quotas, s
 P is a probability (``0.2``), a percentage (``20%``) or ``1/N``: every Nth matching call,
 counted per operation, which stays deterministic under concurrency.
 
-Example: ``seed=7;throttle=0.2;error@GetReadSet=1/5;cut@GetReadSet=0.1;latency=5-20ms``.
+Example: ``seed=7;throttle=0.2;error@GetReadSet=1/5;cut@GetReadSet=0.1;latency=5-20ms``, or
+``bandwidth=100MiB`` for benchmarks that should look like a network, not like loopback.
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ AWS_LIMITS: dict[str, float] = {
     "ListReadSetUploadParts": 5,
 }
 
-_KINDS = {"throttle", "error", "latency", "short", "cut", "reset", "rate"}
+_KINDS = {"throttle", "error", "latency", "short", "cut", "reset", "rate", "bandwidth"}
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9,
+               "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30}  # fmt: skip
 
 
 class FaultSpecError(ValueError):
@@ -111,6 +116,8 @@ class Faults:
                 faults.rules.append(Rule(kind, operations, low=low, high=high))
             elif kind == "rate":
                 faults.rules.append(Rule(kind, operations, low=_float(value, raw)))
+            elif kind == "bandwidth":
+                faults.rules.append(Rule(kind, operations, low=_bytes(value, raw)))
             elif kind in _KINDS:
                 probability, every = _probability(value, raw)
                 faults.rules.append(Rule(kind, operations, probability=probability, every=every))
@@ -156,6 +163,16 @@ class Faults:
                 body_fault = rule.kind
         return body_fault
 
+    def bandwidth(self, operation: str) -> float | None:
+        """Bytes per second one response body of ``operation`` may go at (the first rule wins)."""
+        if operation not in DATA_OPERATIONS:
+            return None
+        for rule in self.rules:
+            if rule.kind == "bandwidth" and rule.applies(operation):
+                self._count("bandwidth", operation)
+                return rule.low
+        return None
+
     def _over_rate(self, operation: str, per_second: float) -> bool:
         now = time.monotonic()
         window = self._windows[operation]
@@ -182,6 +199,17 @@ def _float(value: str, raw: str) -> float:
         return float(value)
     except ValueError:
         raise FaultSpecError(f"'{raw}': '{value}' is not a number") from None
+
+
+def _bytes(value: str, raw: str) -> float:
+    number = value.rstrip("BbIiKkMmGg")
+    unit = value[len(number) :].strip().upper()
+    if unit not in _SIZE_UNITS:
+        raise FaultSpecError(f"'{raw}': unknown unit '{unit}' (one of B, KB, MB, GB, KiB, MiB, GiB)")
+    amount = _float(number.strip(), raw) * _SIZE_UNITS[unit]
+    if amount <= 0:
+        raise FaultSpecError(f"'{raw}': a bandwidth is positive")
+    return amount
 
 
 def _probability(value: str, raw: str) -> tuple[float, int]:

@@ -154,7 +154,7 @@ async def ingest_read_set(svc: Service, doc: dict[str, Any]) -> dict[str, Any]:
 
 async def process_read_set(svc: Service, read_set_id: str) -> None:
     """PROCESSING_UPLOAD → ACTIVE or UPLOAD_FAILED, after ``--processing-delay``."""
-    await asyncio.sleep(svc.config.processing_delay)
+    await svc.processing_step()
     doc = svc.state.get("readSet", read_set_id)
     if doc is None or doc["status"] != "PROCESSING_UPLOAD":
         return
@@ -201,7 +201,7 @@ ItemHandler = Callable[[dict[str, Any], dict[str, Any]], Awaitable[dict[str, Any
 
 async def _run_job(svc: Service, kind: str, job_id: str, items_key: str, handle: ItemHandler) -> None:
     """Drives a job through its states, one item at a time, saving every transition."""
-    await asyncio.sleep(svc.config.processing_delay)
+    await svc.processing_step()
     job = svc.state.get(kind, job_id)
     if job is None or job["status"] not in ("SUBMITTED", "IN_PROGRESS"):
         return
@@ -307,7 +307,7 @@ async def run_activation_job(svc: Service, job_id: str) -> None:
             raise ItemFailed(f"Read set {doc['id']} is {doc['status']}, not ARCHIVED.")
         doc["status"] = "ACTIVATING"
         svc.state.put("readSet", doc["id"], doc, parent=doc["sequenceStoreId"])
-        await asyncio.sleep(svc.config.processing_delay)
+        await svc.processing_step()
         doc = svc.state.get("readSet", item["readSetId"])
         if doc is None:
             raise ItemFailed(f"Read set {item['readSetId']} was deleted while activating.")

@@ -105,7 +105,8 @@ def test_attributes(store_dir: Path, omics: Any, loaded: LoadedSample) -> None:
     assert stat.S_ISREG(info.st_mode)
     assert info.st_size == meta["files"]["source1"]["contentLength"]
     assert info.st_blocks == -(-info.st_size // 512)
-    assert info.st_mtime == meta["creationTime"].timestamp() == info.st_ctime
+    created_ns = round(meta["creationTime"].timestamp() * 1e6) * 1000  # milliseconds on the wire
+    assert info.st_mtime_ns == created_ns == info.st_ctime_ns
     assert (info.st_uid, info.st_gid) == (os.getuid(), os.getgid())
     folder = os.stat(store_dir)
     assert stat.S_IMODE(folder.st_mode) == 0o555

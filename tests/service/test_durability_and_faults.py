@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ResponseStreamingError
 
 from omicsfs.localservice.faults import Faults, FaultSpecError
+from omicsfs.localservice.pacing import Pacer
 from omicsfs.sampledata import SampleFiles
 from tests.localservice import RunningService
 from tests.service.helpers import download, error_of, upload_file
@@ -93,7 +95,13 @@ def test_fault_spec_parsing() -> None:
     assert faults.rules[1].every == 5
     assert faults.rules[1].operations == frozenset({"GetReadSet"})
     assert (faults.rules[2].low, faults.rules[2].high) == pytest.approx((0.005, 0.02))
-    for bad in ("throttle", "nonsense=1", "throttle=2", "preset=gcp", "error=1/0", "seed=x"):
+    paced = Faults.parse("bandwidth@GetReadSet=100MiB;bandwidth=1.5GB")
+    assert paced.bandwidth("GetReadSet") == 100 << 20  # the first matching rule wins
+    assert paced.bandwidth("GetReference") == pytest.approx(1.5e9)
+    assert paced.bandwidth("ListReadSets") is None  # data operations only
+    assert Faults.parse("bandwidth=4096").bandwidth("GetReference") == 4096
+    for bad in ("throttle", "nonsense=1", "throttle=2", "preset=gcp", "error=1/0", "seed=x",
+                "bandwidth=0", "bandwidth=10parsecs", "bandwidth=fast"):  # fmt: skip
         with pytest.raises(FaultSpecError):
             Faults.parse(bad)
 
@@ -147,6 +155,39 @@ def test_short_cut_and_reset_bodies(private_service: RunningService, sample: Sam
             omics.get_read_set(sequenceStoreId=sid, id=rs, partNumber=1)["payload"].read()
     private_service.set_faults("")
     assert omics.get_read_set(sequenceStoreId=sid, id=rs, partNumber=1)["payload"].read() == part
+
+
+def test_bandwidth_paces_each_body_on_the_due_time_of_its_bytes() -> None:
+    """A fake clock: the pacer sleeps until the bytes sent so far are due, so a late wake-up
+    is made up by the next chunk instead of adding up."""
+    now = [100.0]
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    async def body() -> None:
+        pacer = Pacer(1000, clock=lambda: now[0], sleep=sleep)
+        await pacer.sent(500)  # due at +0.5 s
+        now[0] += 0.3  # the event loop woke us 0.3 s late
+        await pacer.sent(500)  # due at +1.0 s, now at +0.8 s: 0.2 s more
+        now[0] += 1.0  # a long stall: the next chunk is already overdue, so no sleep
+        await pacer.sent(500)
+
+    asyncio.run(body())
+    assert sleeps == pytest.approx([0.5, 0.2])
+    with pytest.raises(ValueError):
+        Pacer(0)
+
+
+def test_bandwidth_fault_serves_exact_bytes(private_service: RunningService, sample: SampleFiles) -> None:
+    omics, sid, rs = _read_set_for_faults(private_service, sample)
+    expected = download(omics, sid, rs)
+    private_service.set_faults("bandwidth@GetReadSet=50MiB")
+    assert download(omics, sid, rs) == expected
+    injected = private_service.admin("GET", "stats")["faults"]["injected"]
+    assert injected.get("bandwidth:GetReadSet", 0) >= 1  # the paced path really served it
 
 
 def test_rate_limit_preset_throttles_bursts(private_service: RunningService) -> None:

@@ -25,12 +25,13 @@ def _records(path: str) -> list[str]:
 def test_bam_upload_becomes_active_with_index_counts_and_etag(
     service: RunningService, omics: Any, store: dict[str, Any], sample: SampleFiles, tmp_path: Any
 ) -> None:
+    service.admin("PUT", "processing", b"hold")  # no race with the processing delay on a busy machine
     rs = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM", sampleId="NA12878")
     assert omics.get_read_set_metadata(sequenceStoreId=store["id"], id=rs)["status"] == "PROCESSING_UPLOAD"
     with pytest.raises(ClientError) as excinfo:  # not readable until ACTIVE
         omics.get_read_set(sequenceStoreId=store["id"], id=rs, partNumber=1)
     assert error_of(excinfo) == ("ConflictException", 409)
-    service.drain()
+    service.drain()  # ends the hold
     meta = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=rs)
     assert meta["status"] == "ACTIVE"
     assert meta["creationType"] == "UPLOAD"

@@ -20,11 +20,12 @@ def test_sequential_reader_grows_one_two_four() -> None:
     offset = 0
     while offset < 6 * PART:
         wanted = stream.observe(offset, READ, LAYOUT, 4)
-        if offset % PART == 0:
+        if offset % (PART // 2) == 0:
             depths.append(len(wanted))
         offset += READ
     assert stream.observe(offset, READ, LAYOUT, 4) == [8, 9, 10, 11]  # reading part 7
-    assert depths[:4] == [0, 2, 4, 4]  # depth 1 after two in-order reads, then doubling at each part
+    # depth 1 after two in-order reads, 2 halfway through part 1, 4 from the start of part 2
+    assert depths[:5] == [0, 2, 4, 4, 4]
 
 
 def test_random_reader_gets_no_read_ahead() -> None:
