@@ -239,9 +239,15 @@ class BlockCache:
         writer: PartWriter | None = None
         if self.disk is not None:
             writer = self.disk.begin(self.disk.path(fetch.file.key, fetch.part))
+        started = trio.current_time()
+        log.debug("part %d of %s: fetch started", fetch.part, fetch.file.source.describe())
         try:
             async with self.backend.data_streams:
                 await self.backend.retrying(fetch.file.source.operation, lambda: self._attempt(fetch, writer))
+            log.debug(
+                "part %d of %s: %d bytes in %.2f s",
+                fetch.part, fetch.file.source.describe(), fetch.filled, trio.current_time() - started,
+            )  # fmt: skip
             if writer is not None:
                 with trio.CancelScope(shield=True):  # an unmount must not lose a fetched part
                     await writer.commit()

@@ -3,12 +3,13 @@
 Policy (fuse-anchors.md A3, from dxfuse's prefetcher and Mountpoint's window growth):
 - The first read fetches only its own part. A stream is declared sequential after two in-order
   reads or once it has consumed half of its current part (dxfuse's half-chunk rule).
-- Then the next part is fetched ahead, and the depth doubles when the reader is halfway through a
-  part and again when it enters the next one: 1 -> 2 -> 4 parts (``max_depth``). Doubling only at
-  part entry took three 100 MiB parts to reach four connections, a third of a 1 GiB read; with a
-  per-connection bandwidth cap (the real service streams one part per connection) the mount then
-  trailed an API client that starts with four parts in flight. Halfway doubling reaches four at
-  the start of part 2.
+- Then the next part is fetched ahead, and the depth doubles each time the reader consumes another
+  quarter of a part in order: 1 -> 2 -> 4 parts (``max_depth``), four parts ahead once the reader is
+  halfway through its first part. The real service streams each part over one connection at a
+  rate the client cannot raise, so a reader goes only as fast as the parts it keeps in flight;
+  doubling once per part took three 100 MiB parts to reach four connections and left a 512 MiB
+  read at 0.8 of an API client that starts with four (benchmarks/mount_read.py --bandwidth).
+  Growing on bytes consumed rather than on part entry is Mountpoint's window growth.
 - A read far from where the previous one ended resets the stream: random readers (samtools region
   queries) get no read-ahead. Small jumps are tolerated, because the kernel issues its own
   readahead requests concurrently and they can arrive slightly out of order (Mountpoint tolerates
@@ -34,7 +35,7 @@ class StreamState:
     depth: int = 0
     part: int = 0
     consumed_in_part: int = 0
-    grew_in_part: bool = False
+    since_growth: int = 0
 
     def observe(self, offset: int, size: int, layout: FileLayout, max_depth: int) -> list[int]:
         """Records a read and returns the part numbers that should be fetched ahead of it."""
@@ -48,20 +49,20 @@ class StreamState:
             self.in_order = 0
             self.depth = 0
             self.consumed_in_part = 0
+            self.since_growth = 0
         if part != self.part:
-            if near and part > self.part and self.depth:
-                self.depth = min(self.depth * 2, max_depth)
             self.part = part
             self.consumed_in_part = 0
-            self.grew_in_part = False
         self.consumed_in_part += size
+        self.since_growth += size
         halfway = self.consumed_in_part * 2 >= layout.part_length(part)
         self.next_offset = max(self.next_offset, offset + size) if near else offset + size
         if self.depth == 0 and near and (self.in_order >= 2 or halfway):
             self.depth = 1
-        elif self.depth and near and halfway and not self.grew_in_part:
+            self.since_growth = 0
+        elif self.depth and near and self.since_growth * 4 >= layout.part_size:
             self.depth = min(self.depth * 2, max_depth)
-            self.grew_in_part = True
+            self.since_growth = 0
         last = min(layout.total_parts, part + self.depth)
         return list(range(part + 1, last + 1))
 

@@ -16,16 +16,18 @@ def test_first_read_fetches_nothing_ahead() -> None:
 
 def test_sequential_reader_grows_one_two_four() -> None:
     stream = StreamState()
-    depths = []
+    reached: dict[int, int] = {}  # depth -> offset of the read that reached it
     offset = 0
     while offset < 6 * PART:
         wanted = stream.observe(offset, READ, LAYOUT, 4)
-        if offset % (PART // 2) == 0:
-            depths.append(len(wanted))
+        reached.setdefault(len(wanted), offset)
         offset += READ
     assert stream.observe(offset, READ, LAYOUT, 4) == [8, 9, 10, 11]  # reading part 7
-    # depth 1 after two in-order reads, 2 halfway through part 1, 4 from the start of part 2
-    assert depths[:5] == [0, 2, 4, 4, 4]
+    assert reached[0] == 0  # the first read fetches only its own part
+    assert reached[1] == 2 * READ  # after two in-order reads
+    assert PART // 4 <= reached[2] < PART // 4 + 3 * READ  # then doubling every quarter part
+    assert PART // 2 <= reached[4] < PART // 2 + 3 * READ
+    assert 3 not in reached  # never more than max_depth, never in between
 
 
 def test_random_reader_gets_no_read_ahead() -> None:
