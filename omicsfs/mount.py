@@ -33,6 +33,7 @@ from omicsfs.core.disktier import DiskTier
 from omicsfs.core.filesystem import FileSystem
 from omicsfs.core.metastore import MetadataStore
 from omicsfs.fuse_ops import OmicsOperations
+from omicsfs.memory import map_large_blocks_individually
 from omicsfs.sdnotify import notify
 from omicsfs.stats import Stats
 from omicsfs.write.manager import WriteManager
@@ -326,6 +327,7 @@ def run_foreground(
             os.write(notify_fd, b"ok\n")
             os.close(notify_fd)
 
+    map_large_blocks_individually()
     try:
         trio.run(serve, config, target, mountpoint, options, ready)
     except RuntimeError as exc:  # pyfuse3.init: fuse_session_mount failed
