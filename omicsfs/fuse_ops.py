@@ -14,6 +14,7 @@ import os
 import stat
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import cast
 
 import pyfuse3
 import trio
@@ -143,9 +144,11 @@ class OmicsOperations(pyfuse3.Operations):
 
     async def read(self, fh: pyfuse3.FileHandleT, off: int, size: int) -> bytes:
         # The hottest handler: a plain try instead of _guard's context manager (one generator
-        # and two awaits fewer per 128 KiB-1 MiB request), the same failure path.
+        # and two awaits fewer per 128 KiB-1 MiB request), the same failure path. The answer may
+        # be a memoryview of a cached block: pyfuse3 replies from any contiguous buffer
+        # (PyObject_GetBuffer in handlers.pxi), though its stub says bytes.
         try:
-            return await self.fs.read(fh, off, size)
+            return cast(bytes, await self.fs.read(fh, off, size))
         except (pyfuse3.FUSEError, trio.Cancelled):
             raise
         except BaseException as exc:

@@ -144,6 +144,11 @@ class BlockCache:
 
     async def read(self, file: CachedFile, offset: int, size: int) -> bytes:
         """Bytes [offset, offset+size) of the file, clamped to its length."""
+        return bytes(await self.read_buffer(file, offset, size))
+
+    async def read_buffer(self, file: CachedFile, offset: int, size: int) -> bytes | memoryview:
+        """``read`` without a copy where it can: a request inside one block is a view of the
+        cached block, which pyfuse3 hands to the kernel as it is (it takes any buffer)."""
         layout = file.layout
         end = min(offset + size, layout.content_length)
         if offset >= end:
@@ -153,7 +158,7 @@ class BlockCache:
         for part in range(first_part + 1, last_part + 1):
             if not self.part_present(file, part):
                 self.ensure_fetch(file, part, prefetch=False)  # start now, while we wait for the first
-        pieces: list[bytes] = []
+        pieces: list[memoryview] = []
         position = offset
         while position < end:
             part = position // layout.part_size + 1
@@ -163,7 +168,7 @@ class BlockCache:
             block_start = block * self.block_size
             want_end = min(end - part_start, block_start + self.block_size, layout.part_length(part))
             data = await self._block(file, part, block, want_end - block_start)
-            pieces.append(data[in_part - block_start : want_end - block_start])
+            pieces.append(memoryview(data)[in_part - block_start : want_end - block_start])
             position = part_start + want_end
         return b"".join(pieces) if len(pieces) > 1 else pieces[0]
 

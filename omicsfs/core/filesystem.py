@@ -361,7 +361,7 @@ class FileSystem:
                         summary.status, hint)  # fmt: skip
         raise FsError(errno.EACCES, f"{what} {summary.id} is {summary.status}")
 
-    async def read(self, handle: int, offset: int, size: int) -> bytes:
+    async def read(self, handle: int, offset: int, size: int) -> bytes | memoryview:
         opened = self._handles.get(handle)
         if opened is None:
             raise FsError(errno.EBADF)
@@ -376,7 +376,7 @@ class FileSystem:
             wanted = [p for p in wanted if not self.cache.part_present(file, p)]
             for part in self.budget.grant(handle, wanted, file.layout.part_size):
                 self.cache.ensure_fetch(file, part, prefetch=True)
-        return await self.cache.read(file, offset, size)
+        return await self.cache.read_buffer(file, offset, size)
 
     def release(self, handle: int) -> None:
         opened = self._handles.pop(handle, None)
