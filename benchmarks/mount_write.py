@@ -12,8 +12,9 @@ multi-member gzip). The file is read once before timing, so both sides read it f
 Each repeat measures, in this order:
 (a) raw: CreateMultipartReadSetUpload, then UploadReadSetPart of 100 MiB parts on 4 threads (each
     thread reads its slice of the file), then Complete; timed from Create to Complete's answer;
-(b) mount: a fresh ``omicsfs mount --read-write`` (defaults: 100 MiB parts, 4 in flight), then
-    ``cp FILE STORE/NAME.fastq.gz`` timed with a wall clock (cp returns when close() returns,
+(b) mount: a fresh ``omicsfs mount --read-write`` (defaults: 100 MiB parts, 4 in flight; started
+    by harness.Mount), the store folder stat-ed, then ``cp FILE STORE/NAME.fastq.gz`` timed with a
+    wall clock (cp returns when close() returns,
     which is after Complete). The daemon's peak RSS (VmHWM, /proc/PID/status) is read after cp.
 Between steps the service's background processing is drained (admin ``drain``), so one upload's
 processing never competes with the next measurement.
@@ -28,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -38,37 +38,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
+from harness import MIB, Mount, Service, write_copies
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from omicsfs.localservice.process import ServiceProcess
 from omicsfs.sampledata import fastq_gzip_member
 
-MiB = 1 << 20
-PART = 100 * MiB
+PART = 100 * MIB
 IN_FLIGHT = 4
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def client(url: str) -> Any:
-    return boto3.client(
-        "omics", endpoint_url=url, region_name="us-east-1", aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-        config=Config(inject_host_prefix=False, retries={"total_max_attempts": 1},
-                      max_pool_connections=IN_FLIGHT * 2),
-    )  # fmt: skip
-
-
-def make_source(path: Path, size: int) -> int:
-    member = fastq_gzip_member(8 * MiB, seed=11)
-    written = 0
-    with open(path, "wb") as out:
-        while written < size:
-            out.write(member)
-            written += len(member)
-    return written
 
 
 def raw_upload(omics: Any, store_id: str, source: Path, name: str) -> float:
@@ -96,39 +72,18 @@ def raw_upload(omics: Any, store_id: str, source: Path, name: str) -> float:
     return time.perf_counter() - started
 
 
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def mount_upload(url: str, mountpoint: Path, source: Path, name: str) -> tuple[float, float]:
-    mountpoint.mkdir(exist_ok=True)
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "omicsfs", "mount", str(mountpoint), "--endpoint-url", url,
-         "--foreground", "--read-write", "--log-level", "WARNING"],
-        stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+def mount_upload(service: Service, mountpoint: Path, source: Path, name: str) -> tuple[float, float]:
+    """``cp`` into a fresh --read-write mount: (seconds, daemon VmHWM in MiB)."""
+    mount = Mount(mountpoint, service.url, "--read-write", metadata_tps=None)
     try:
-        store = mountpoint / "sequence-stores" / "bench"
-        deadline = time.monotonic() + 60
-        while not store.is_dir():  # the mount is up once the store folder is visible
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mount failed: {daemon.stderr.read() if daemon.stderr else ''}")
-            time.sleep(0.05)
+        target = mount.path / "sequence-stores" / "bench" / f"{name}.fastq.gz"
+        target.parent.stat()  # the store listing is not what is measured
         started = time.perf_counter()
-        subprocess.run(["cp", str(source), str(store / f"{name}.fastq.gz")], check=True)
+        subprocess.run(["cp", str(source), str(target)], check=True)
         seconds = time.perf_counter() - started
-        return seconds, peak_rss_mib(daemon.pid)
+        return seconds, mount.status_kib("VmHWM") / 1024
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-        subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True, check=False)
+        mount.stop()
 
 
 def main() -> int:
@@ -137,26 +92,27 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="omicsfs-write-bench-"))
-    service = ServiceProcess(work / "data", processing_delay=0.0)
+    service = Service(work / "data", PART)
     try:
-        omics = client(service.url)
+        omics = service.client(pool=IN_FLIGHT * 2)
         store_id = omics.create_sequence_store(name="bench")["id"]
         source = work / "source.fastq.gz"
-        size = make_source(source, args.size_mib * MiB)
+        member = fastq_gzip_member(8 * MIB, seed=11)
+        size = write_copies(source, member, -(-args.size_mib * MIB // len(member)))
         source.read_bytes()  # into the page cache for both sides
         rows = []
         for run in range(1, args.repeats + 1):
             raw = raw_upload(omics, store_id, source, f"raw-{run}")
-            service_drain(service.url)
-            mounted, rss = mount_upload(service.url, work / "mnt", source, f"mount-{run}")
-            service_drain(service.url)
-            rows.append((run, size / MiB / raw, size / MiB / mounted, rss))
+            service.drain()
+            mounted, rss = mount_upload(service, work / "mnt", source, f"mount-{run}")
+            service.drain()
+            rows.append((run, size / MIB / raw, size / MIB / mounted, rss))
             _, raw_rate, mount_rate, _ = rows[-1]
             print(f"run {run}: raw {raw_rate:.0f} MiB/s, mount {mount_rate:.0f} MiB/s, VmHWM {rss:.0f} MiB",
                   file=sys.stderr)  # fmt: skip
-        bound = 2 * PART * IN_FLIGHT / MiB + 150
+        bound = 2 * PART * IN_FLIGHT / MIB + 150
         lines = [
-            f"# mount_write: {size / MiB:.0f} MiB FASTQ.gz, 100 MiB parts, {IN_FLIGHT} in flight, "
+            f"# mount_write: {size / MIB:.0f} MiB FASTQ.gz, 100 MiB parts, {IN_FLIGHT} in flight, "
             f"{os.cpu_count()} CPUs",
             "",
             "| run | raw boto3 MiB/s | cp into mount MiB/s | mount/raw | daemon VmHWM MiB (bound) |",
@@ -177,12 +133,6 @@ def main() -> int:
     finally:
         service.stop()
         shutil.rmtree(work, ignore_errors=True)
-
-
-def service_drain(url: str) -> None:
-    import urllib.request
-
-    urllib.request.urlopen(urllib.request.Request(f"{url}/_omicsfs/drain", method="POST"), timeout=600).read()
 
 
 if __name__ == "__main__":

@@ -49,26 +49,21 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
 import botocore
-from botocore.config import Config
+from harness import MIB, Service, write_copies
 
-from omicsfs.localservice.process import ServiceProcess
 from omicsfs.sampledata import fastq_gzip_member
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "service_throughput.md"
-MIB = 1 << 20
 PART_SIZE = 104_857_600  # the service's (and AWS's) default partSize
 READ_CHUNK = MIB
 IN_FLIGHT = (1, 4)
@@ -77,56 +72,13 @@ READ_LENGTH = 150
 SEED = 20240601
 
 
-# -- the service ---------------------------------------------------------------------------------
-
-
-class Service:
-    """``omicsfs serve`` as a child process, plus the benchmark's client settings."""
-
-    def __init__(self, data_dir: Path, part_size: int = PART_SIZE) -> None:
-        self.child = ServiceProcess(data_dir, part_size=part_size, processing_delay=0)
-        self.url = self.child.url
-        parsed = urlsplit(self.url)
-        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
-
-    def client(self) -> Any:
-        return boto3.client(
-            "omics",
-            endpoint_url=self.url,
-            region_name="us-west-2",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(
-                inject_host_prefix=False,
-                retries={"max_attempts": 1},
-                max_pool_connections=2 * max(IN_FLIGHT),
-                read_timeout=300,
-            ),
-        )
-
-    def drain(self) -> None:
-        request = urllib.request.Request(f"{self.url}/_omicsfs/drain", method="POST")
-        with urllib.request.urlopen(request, timeout=600) as response:
-            json.load(response)
-
-    def stop(self) -> None:
-        self.child.stop()
-
-
-# -- the read set --------------------------------------------------------------------------------
+# -- the service and the read set (harness.py) ----------------------------------------------------
 
 
 def write_fastq_gz(path: Path, size: int) -> int:
     """Writes at least ``size`` bytes of multi-member FASTQ.gz; returns the file's size."""
     member = fastq_gzip_member(CHUNK_TARGET, SEED, READ_LENGTH)
-    copies = -(-size // len(member))
-    with open(path, "wb") as out:
-        for _ in range(copies):
-            out.write(member)
-        # Flushed now so that write-back does not compete with the timed runs; it stays cached.
-        out.flush()
-        os.fsync(out.fileno())
-    return copies * len(member)
+    return write_copies(path, member, -(-size // len(member)))
 
 
 def part_ranges(total: int) -> list[tuple[int, int, int]]:
@@ -225,7 +177,7 @@ def per_thread_connections(host: str, port: int) -> Iterator[Callable[[], http.c
 class Benchmark:
     def __init__(self, service: Service, source: Path, size: int, repeats: int) -> None:
         self.service = service
-        self.omics = service.client()
+        self.omics = service.client(pool=2 * max(IN_FLIGHT))
         self.source = source
         self.size = size
         self.parts = part_ranges(size)
@@ -434,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         generate_seconds = time.perf_counter() - t0
         print(f"  {size} bytes in {generate_seconds:.1f} s", flush=True)
 
-        service = Service(workdir / "service")
+        service = Service(workdir / "service", PART_SIZE)
         print(f"service at {service.url}; " + " | ".join(HEADER), flush=True)
         bench = Benchmark(service, source, size, args.repeats)
         bench.run()
