@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 
 from omicsfs.mount import MountError, check_fuse, check_mountpoint, start_daemon
-from omicsfs.mountcli import daemon_argv, run_mount
+from omicsfs.mountcli import daemon_argv, report_failure, run_mount
 from omicsfs.ownedservice import LOCAL_REGION, OwnedService, ServiceStartError, use_local_credentials
 
 log = logging.getLogger(__name__)
@@ -51,10 +50,7 @@ def run_local_mount(args: argparse.Namespace, argv: list[str]) -> int:
         use_local_credentials()  # before the service starts: it must not inherit a real profile either
         service = OwnedService(data_dir)
     except (MountError, ServiceStartError) as exc:
-        if args.notify_fd is not None:
-            os.write(args.notify_fd, f"omicsfs mount: {exc}\n".encode())
-        print(f"omicsfs mount: {exc}", file=sys.stderr)
-        return 1
+        return report_failure(args, exc)
     args.endpoint_url, args.profile = service.url, None
     args.region = args.region or LOCAL_REGION
     try:

@@ -108,10 +108,16 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
         options = fuse_options(not args.read_write, args.allow_other, extra)
         return run_foreground(config, target, mountpoint, options, args.notify_fd)
     except MountError as exc:
-        if args.notify_fd is not None:
-            os.write(args.notify_fd, f"omicsfs mount: {exc}\n".encode())
-        print(f"omicsfs mount: {exc}", file=sys.stderr)
-        return 1
+        return report_failure(args, exc)
+
+
+def report_failure(args: argparse.Namespace, exc: Exception) -> int:
+    """One line for the user, also sent up the notify pipe when we are the detached daemon (the
+    caller waiting on it prints it and exits non-zero); returns the exit status, 1."""
+    if args.notify_fd is not None:
+        os.write(args.notify_fd, f"omicsfs mount: {exc}\n".encode())
+    print(f"omicsfs mount: {exc}", file=sys.stderr)
+    return 1
 
 
 def daemon_argv(argv: list[str]) -> list[str]:

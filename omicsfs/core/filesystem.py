@@ -329,22 +329,30 @@ class FileSystem:
             summary = await self.catalog.current_read_set(summary)
         if summary.status != ACTIVE:
             self._refuse(summary)
-        files = await self.catalog.files(summary)
-        layout = files.files.get(key[4])
-        if layout is None:
+        cached = await self.cached_file(summary, key[4])
+        if cached is None:
             raise FsError(errno.ENOENT, f"{summary.id} has no {key[4]} file")
-        kind = "readSet" if isinstance(summary, ReadSetSummary) else "reference"
-        aligned = isinstance(summary, ReadSetSummary) and summary.file_type in ("BAM", "CRAM", "UBAM")
-        cached = CachedFile(
-            source=PartSource(kind, summary.store_id, summary.id, key[4]),
-            layout=layout,
-            validator=files.validator,
-            hot_all=key[4] == "index",
-            hot_ends=aligned and key[4] == "source1",
-        )
         handle = self._new_handle()
         self._handles[handle] = FileHandle(ino, file=cached)
         return handle, True
+
+    async def cached_file(self, summary: Summary, name: str) -> CachedFile | None:
+        """How the block cache reads one file of a read set or reference (None: no such file).
+        Indexes stay hot whole, BAM/CRAM/uBAM data files at both ends: htslib reads them on
+        every open."""
+        files = await self.catalog.files(summary)
+        layout = files.files.get(name)
+        if layout is None:
+            return None
+        kind = "readSet" if isinstance(summary, ReadSetSummary) else "reference"
+        aligned = isinstance(summary, ReadSetSummary) and summary.file_type in ("BAM", "CRAM", "UBAM")
+        return CachedFile(
+            source=PartSource(kind, summary.store_id, summary.id, name),
+            layout=layout,
+            validator=files.validator,
+            hot_all=name == "index",
+            hot_ends=aligned and name == "source1",
+        )
 
     def _refuse(self, summary: Summary) -> None:
         what = "read set" if isinstance(summary, ReadSetSummary) else "reference"

@@ -18,8 +18,6 @@ import stat
 from typing import TYPE_CHECKING
 
 from omicsfs.backend.models import ACTIVE
-from omicsfs.backend.omics import PartSource
-from omicsfs.core.blockcache import CachedFile
 from omicsfs.core.tree import Key
 from omicsfs.errors import FsError
 from omicsfs.write.group import UploadGroup
@@ -209,15 +207,10 @@ class WriteOps:
                     continue
                 contigs = self._fai.get(reference.id)
                 if contigs is None:
-                    files = await catalog.files(reference)
-                    layout = files.files.get("index")
-                    if layout is None:
+                    index = await self.fs.cached_file(reference, "index")
+                    if index is None:
                         continue
-                    index = CachedFile(
-                        PartSource("reference", store.id, reference.id, "index"), layout,
-                        files.validator, hot_all=True,
-                    )  # fmt: skip
-                    data = await self.fs.cache.read(index, 0, layout.content_length)
+                    data = await self.fs.cache.read(index, 0, index.layout.content_length)
                     contigs = self._fai[reference.id] = parse_fai(data.decode("utf-8", "replace"))
                 candidates.append(Candidate(reference.arn, reference.name, contigs))
         return candidates

@@ -31,7 +31,7 @@ from omicsfs.write.formats import Header, WriteName, parse_name
 from omicsfs.write.group import FAILED, OPEN, UploadGroup
 from omicsfs.write.references import Candidate, ReferenceMatchError, match_reference
 from omicsfs.write.upload import PartSlots, ReadSetUpload
-from omicsfs.write.writer import FileWriter
+from omicsfs.write.writer import WRITING, FileWriter
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class WriteManager:
         if entry is None:
             return
         folder, name, writer = entry
-        if writer.size or writer.state != "writing":
+        if writer.size or writer.state != WRITING:
             return
         del self.files[ident]
         group = writer.group
