@@ -20,9 +20,9 @@ import pyfuse3
 import trio
 
 from omicsfs.backend.errors import BackendError
-from omicsfs.core.filesystem import Attr, FileSystem
-from omicsfs.errors import FsError, to_errno
-from omicsfs.stats import Stats
+from omicsfs.fs.errors import FsError, to_errno
+from omicsfs.fs.filesystem import Attr, FileSystem
+from omicsfs.fs.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from omicsfs.backend.models import (
 )
 from omicsfs.backend.ratelimit import TokenBucket
 from omicsfs.backend.retry import RetryPolicy
-from omicsfs.stats import Stats
+from omicsfs.fs.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ import trio
 from omicsfs.backend.client import make_client, make_session
 from omicsfs.backend.omics import BackendLimits, OmicsBackend
 from omicsfs.config import MountConfig
-from omicsfs.core.blockcache import BlockCache
-from omicsfs.core.catalog import Catalog
-from omicsfs.core.filesystem import ROOT_INODE, FileSystem
-from omicsfs.core.metastore import MetadataStore
-from omicsfs.stats import Stats
+from omicsfs.fs.catalog import Catalog
+from omicsfs.fs.filesystem import ROOT_INODE, FileSystem
+from omicsfs.fs.metastore import MetadataStore
+from omicsfs.fs.read.blockcache import BlockCache
+from omicsfs.fs.stats import Stats
 from tests.localservice import RunningService
 from tests.mount.builders import fastq_gz
 from tests.mounting import TEST_ENV

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from omicsfs.mount import mount_table
-from omicsfs.sampleload import LoadedSample
+from omicsfs.daemon.run import mount_table
+from omicsfs.sample.load import LoadedSample
 from tests.localservice import RunningService
 from tests.mounting import Mounted, aws_env, omicsfs
 
@@ -136,7 +136,7 @@ def test_a_dead_daemon_leaves_a_mount_point_the_next_mount_can_use(
 
 
 def test_allow_other_without_user_allow_other_is_explained(tmp_path: Path) -> None:
-    from omicsfs.mount import MountError, _user_allow_other
+    from omicsfs.daemon.run import MountError, _user_allow_other
 
     conf = tmp_path / "fuse.conf"
     conf.write_text("# user_allow_other\nmount_max = 1000\n")
@@ -144,7 +144,7 @@ def test_allow_other_without_user_allow_other_is_explained(tmp_path: Path) -> No
     conf.write_text("user_allow_other\n")
     assert _user_allow_other(conf)
     if os.getuid() != 0:
-        from omicsfs.mount import check_fuse
+        from omicsfs.daemon.run import check_fuse
 
         with pytest.raises(MountError, match="user_allow_other"):
             check_fuse(True, tmp_path / "missing.conf")

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from omicsfs.sampledata import SampleFiles
-from omicsfs.sampleload import LoadedSample
+from omicsfs.sample.data import SampleFiles
+from omicsfs.sample.load import LoadedSample
 from tests.mount.expected import READ_SET_FILES, REFERENCE_FILES, read_set_bytes, reference_bytes
 from tests.mounting import Mounted
 

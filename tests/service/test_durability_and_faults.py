@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError, ResponseStreamingError
 
 from omicsfs.localservice.faults import Faults, FaultSpecError
 from omicsfs.localservice.pacing import Pacer
-from omicsfs.sampledata import SampleFiles
+from omicsfs.sample.data import SampleFiles
 from tests.localservice import RunningService
 from tests.service.helpers import download, error_of, upload_file
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from omicsfs.backend.models import FileLayout
-from omicsfs.core.readahead import ReadAheadBudget, StreamState
+from omicsfs.fs.read.readahead import ReadAheadBudget, StreamState
 
 PART = 100 << 20
 LAYOUT = FileLayout(content_length=20 * PART + 5, part_size=PART, total_parts=21)

@@ -27,17 +27,17 @@ from omicsfs.backend.client import has_credentials, make_client, make_session
 from omicsfs.backend.errors import AccessDenied, BackendError, TransportFailure, classify
 from omicsfs.backend.omics import OmicsBackend
 from omicsfs.config import MountConfig
-from omicsfs.core.blockcache import BlockCache
-from omicsfs.core.catalog import Catalog
-from omicsfs.core.disktier import DiskTier
-from omicsfs.core.filesystem import FileSystem
-from omicsfs.core.metastore import MetadataStore
+from omicsfs.daemon.memory import map_large_blocks_individually
+from omicsfs.daemon.sdnotify import notify
+from omicsfs.fs.catalog import Catalog
+from omicsfs.fs.filesystem import FileSystem
+from omicsfs.fs.metastore import MetadataStore
+from omicsfs.fs.read.blockcache import BlockCache
+from omicsfs.fs.read.disktier import DiskTier
+from omicsfs.fs.stats import Stats
+from omicsfs.fs.write.manager import WriteManager
+from omicsfs.fs.write.recovery import abort_orphans
 from omicsfs.fuse_ops import OmicsOperations
-from omicsfs.memory import map_large_blocks_individually
-from omicsfs.sdnotify import notify
-from omicsfs.stats import Stats
-from omicsfs.write.manager import WriteManager
-from omicsfs.write.recovery import abort_orphans
 
 log = logging.getLogger(__name__)
 

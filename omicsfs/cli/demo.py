@@ -33,10 +33,10 @@ from typing import IO, Any
 import trio
 
 from omicsfs.backend.client import make_client, make_session
-from omicsfs.mount import MountError, Target, check_fuse, check_mountpoint, fuse_options, serve
-from omicsfs.ownedservice import LOCAL_REGION, OwnedService, ServiceStartError, use_local_credentials
-from omicsfs.sampledata import make_sample
-from omicsfs.sampleload import LoadedSample, load_sample
+from omicsfs.daemon.ownedservice import LOCAL_REGION, OwnedService, ServiceStartError, use_local_credentials
+from omicsfs.daemon.run import MountError, Target, check_fuse, check_mountpoint, fuse_options, serve
+from omicsfs.sample.data import make_sample
+from omicsfs.sample.load import LoadedSample, load_sample
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +147,8 @@ def _check_loaded(url: str, data_dir: Path, loaded: LoadedSample) -> None:
 
 
 def _mount(url: str, mountpoint: Path, log_level: str) -> None:
-    from omicsfs.cli import build_parser  # the mount's own defaults, not a second copy of them
-    from omicsfs.mountcli import config_from_args
+    from omicsfs.cli.main import build_parser  # the mount's own defaults, not a second copy of them
+    from omicsfs.cli.mount import config_from_args
 
     args = build_parser().parse_args(["mount", str(mountpoint), "--endpoint-url", url])
     config = config_from_args(args)

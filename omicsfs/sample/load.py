@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omicsfs.sampledata import SampleFiles
+from omicsfs.sample.data import SampleFiles
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/omicsfs-sample-import"
 BUCKET = "omicsfs-sample"

@@ -11,7 +11,7 @@ import sys
 from omicsfs.backend.omics import BackendLimits
 from omicsfs.backend.retry import RetryPolicy
 from omicsfs.config import CacheConfig, MountConfig, ReadAheadConfig, WriteConfig
-from omicsfs.mount import (
+from omicsfs.daemon.run import (
     MountError,
     Target,
     check_fuse,

@@ -16,9 +16,9 @@ import signal
 import sys
 from pathlib import Path
 
-from omicsfs.mount import MountError, check_fuse, check_mountpoint, start_daemon
-from omicsfs.mountcli import daemon_argv, report_failure, run_mount
-from omicsfs.ownedservice import LOCAL_REGION, OwnedService, ServiceStartError, use_local_credentials
+from omicsfs.cli.mount import daemon_argv, report_failure, run_mount
+from omicsfs.daemon.ownedservice import LOCAL_REGION, OwnedService, ServiceStartError, use_local_credentials
+from omicsfs.daemon.run import MountError, check_fuse, check_mountpoint, start_daemon
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from omicsfs.backend.models import (
     StoreSummary,
 )
 from omicsfs.backend.omics import OmicsBackend
-from omicsfs.core.metastore import MetadataStore
-from omicsfs.core.singleflight import SingleFlight
+from omicsfs.fs.metastore import MetadataStore
+from omicsfs.fs.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 

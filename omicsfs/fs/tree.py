@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from omicsfs.backend.models import JobKind, ObjectFiles, ReadSetSummary, ReferenceSummary, StoreSummary
-from omicsfs.core.catalog import Catalog, Summary
-from omicsfs.core.names import (
+from omicsfs.fs.catalog import Catalog, Summary
+from omicsfs.fs.names import (
     REFERENCE_SUFFIXES,
     assign_folder_names,
     assign_names,

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from omicsfs import statscli
+from omicsfs.cli import stats as statscli
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -163,25 +163,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "admin":
         return _admin(args)
     if args.command == "mount" and args.local is not None:
-        from omicsfs.localmount import run_local_mount
+        from omicsfs.cli.local import run_local_mount
 
         return run_local_mount(args, argv if argv is not None else sys.argv[1:])
     if args.command == "mount":
-        from omicsfs.mountcli import run_mount
+        from omicsfs.cli.mount import run_mount
 
         return run_mount(args, argv if argv is not None else sys.argv[1:])
     if args.command == "demo":
-        from omicsfs.demo import run_demo
+        from omicsfs.cli.demo import run_demo
 
         return run_demo(args)
     if args.command == "install-helper":
-        from omicsfs.fstab import install_helper
+        from omicsfs.cli.fstab import install_helper
 
         return install_helper(args.target, remove=args.remove)
     if args.command == "stats":
         return statscli.run_stats(args)
     if args.command == "unmount":
-        from omicsfs.mountcli import run_unmount
+        from omicsfs.cli.mount import run_unmount
 
         return run_unmount(args)
     raise AssertionError(args.command)

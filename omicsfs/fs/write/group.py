@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from omicsfs.errors import FsError
-from omicsfs.write.formats import Header, WriteName
-from omicsfs.write.upload import ReadSetUpload, UploadFailed
-from omicsfs.write.writer import CLOSED, WRITING, FileWriter
+from omicsfs.fs.errors import FsError
+from omicsfs.fs.write.formats import Header, WriteName
+from omicsfs.fs.write.upload import ReadSetUpload, UploadFailed
+from omicsfs.fs.write.writer import CLOSED, WRITING, FileWriter
 
 if TYPE_CHECKING:
-    from omicsfs.write.manager import WriteManager
+    from omicsfs.fs.write.manager import WriteManager
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,15 @@ import stat
 from typing import TYPE_CHECKING
 
 from omicsfs.backend.models import ACTIVE
-from omicsfs.core.tree import Key
-from omicsfs.errors import FsError
-from omicsfs.write.group import UploadGroup
-from omicsfs.write.manager import FolderKey, WriteManager
-from omicsfs.write.references import Candidate, parse_fai
-from omicsfs.write.writer import WRITING, FileWriter
+from omicsfs.fs.errors import FsError
+from omicsfs.fs.tree import Key
+from omicsfs.fs.write.group import UploadGroup
+from omicsfs.fs.write.manager import FolderKey, WriteManager
+from omicsfs.fs.write.references import Candidate, parse_fai
+from omicsfs.fs.write.writer import WRITING, FileWriter
 
 if TYPE_CHECKING:
-    from omicsfs.core.filesystem import Attr, FileSystem
+    from omicsfs.fs.filesystem import Attr, FileSystem
 
 log = logging.getLogger(__name__)
 

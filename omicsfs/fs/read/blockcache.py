@@ -29,8 +29,8 @@ from omicsfs.backend.errors import BackendError, TransportFailure
 from omicsfs.backend.models import FileLayout
 from omicsfs.backend.omics import OmicsBackend, PartSource
 from omicsfs.config import CacheConfig
-from omicsfs.core.disktier import DiskTier, PartWriter
-from omicsfs.stats import Stats
+from omicsfs.fs.read.disktier import DiskTier, PartWriter
+from omicsfs.fs.stats import Stats
 
 log = logging.getLogger(__name__)
 

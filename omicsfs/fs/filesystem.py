@@ -21,14 +21,14 @@ from typing import cast
 from omicsfs.backend.models import ACTIVE, JobKind, JobSummary, ReadSetSummary, ReferenceSummary
 from omicsfs.backend.omics import PartSource
 from omicsfs.config import MountConfig
-from omicsfs.core.blockcache import BlockCache, CachedFile
-from omicsfs.core.catalog import Catalog, Summary
-from omicsfs.core.readahead import ReadAheadBudget, StreamState
-from omicsfs.core.tree import ROOT, Key, Tree, is_folder, is_link
-from omicsfs.core.writefs import WriteOps
-from omicsfs.errors import FsError
-from omicsfs.stats import Stats
-from omicsfs.write.manager import WriteManager
+from omicsfs.fs.catalog import Catalog, Summary
+from omicsfs.fs.errors import FsError
+from omicsfs.fs.read.blockcache import BlockCache, CachedFile
+from omicsfs.fs.read.readahead import ReadAheadBudget, StreamState
+from omicsfs.fs.stats import Stats
+from omicsfs.fs.tree import ROOT, Key, Tree, is_folder, is_link
+from omicsfs.fs.write.manager import WriteManager
+from omicsfs.fs.write.ops import WriteOps
 
 log = logging.getLogger(__name__)
 

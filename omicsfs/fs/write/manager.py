@@ -25,13 +25,13 @@ import trio
 
 from omicsfs.backend.omics import OmicsBackend
 from omicsfs.config import WriteConfig
-from omicsfs.errors import FsError
-from omicsfs.stats import Stats
-from omicsfs.write.formats import Header, WriteName, parse_name
-from omicsfs.write.group import FAILED, OPEN, UploadGroup
-from omicsfs.write.references import Candidate, ReferenceMatchError, match_reference
-from omicsfs.write.upload import PartSlots, ReadSetUpload
-from omicsfs.write.writer import WRITING, FileWriter
+from omicsfs.fs.errors import FsError
+from omicsfs.fs.stats import Stats
+from omicsfs.fs.write.formats import Header, WriteName, parse_name
+from omicsfs.fs.write.group import FAILED, OPEN, UploadGroup
+from omicsfs.fs.write.references import Candidate, ReferenceMatchError, match_reference
+from omicsfs.fs.write.upload import PartSlots, ReadSetUpload
+from omicsfs.fs.write.writer import WRITING, FileWriter
 
 log = logging.getLogger(__name__)
 

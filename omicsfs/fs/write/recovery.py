@@ -12,7 +12,7 @@ import logging
 
 from omicsfs.backend.errors import BackendError
 from omicsfs.backend.omics import OmicsBackend
-from omicsfs.write.manager import MOUNT_TAG, SESSION_TAG
+from omicsfs.fs.write.manager import MOUNT_TAG, SESSION_TAG
 
 log = logging.getLogger(__name__)
 

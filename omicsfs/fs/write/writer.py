@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from omicsfs.errors import FsError
-from omicsfs.write.formats import FormatMismatch, Header, WriteName, inspect
+from omicsfs.fs.errors import FsError
+from omicsfs.fs.write.formats import FormatMismatch, Header, WriteName, inspect
 
 if TYPE_CHECKING:
-    from omicsfs.write.group import UploadGroup
+    from omicsfs.fs.write.group import UploadGroup
 
 log = logging.getLogger(__name__)
 

@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: omicsfs {shlex.join(command)}", file=sys.stderr)
     if args.fake:
         return 0
-    from omicsfs.cli import main as omicsfs_main
+    from omicsfs.cli.main import main as omicsfs_main
 
     return 0 if omicsfs_main(command) == 0 else 32
 
