@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 
-from omicsfs.daemon.run import mount_table
+from omicsfs.daemon.mounttable import mount_table
 from omicsfs.localservice.process import ServiceProcess
 
 MIB = 1 << 20

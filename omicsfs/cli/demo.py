@@ -28,15 +28,21 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 import trio
 
 from omicsfs.backend.client import make_client, make_session
+from omicsfs.cli.options import LOG_LEVELS
+from omicsfs.config import MountConfig
+from omicsfs.daemon.checks import MountError, Target, check_fuse, check_mountpoint
 from omicsfs.daemon.ownedservice import LOCAL_REGION, OwnedService, ServiceStartError, use_local_credentials
-from omicsfs.daemon.run import MountError, Target, check_fuse, check_mountpoint, fuse_options, serve
+from omicsfs.daemon.run import fuse_options, run_filesystem
 from omicsfs.sample.data import make_sample
 from omicsfs.sample.load import LoadedSample, load_sample
+
+if TYPE_CHECKING:
+    from types_boto3_omics.client import OmicsClient
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,13 @@ MARKER = "loaded.json"
 STORE_NAME = "demo-cohort"
 #: Folders the tree names without listing them: they hold the same files again under other names.
 ALIASES = ("by-id", "by-sample", "by-subject", ".jobs")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser("demo", help="sample data in a local service, mounted; Ctrl-C stops")
+    demo.add_argument("mountpoint", type=Path, nargs="?", default=Path("omics"), help="default ./omics")
+    demo.add_argument("--data-dir", type=Path, help="default ~/.local/share/omicsfs/demo")
+    demo.add_argument("--log-level", default="WARNING", choices=LOG_LEVELS, type=str.upper)
 
 
 def default_data_dir() -> Path:
@@ -75,7 +88,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 else:
                     _check_loaded(service.url, data_dir, loaded)
                     _say(f"reusing the sample data loaded earlier into {data_dir}")
-                _mount(service.url, mountpoint, args.log_level)
+                _mount(service.url, mountpoint)
             if service.died is not None:
                 raise MountError(f"the local service exited with status {service.died}")
     except (MountError, ServiceStartError) as exc:
@@ -115,7 +128,7 @@ def _marker(data_dir: Path) -> LoadedSample | None:
     return None
 
 
-def _client(url: str) -> Any:
+def _client(url: str) -> OmicsClient:
     return make_client(make_session(region=LOCAL_REGION), endpoint_url=url)
 
 
@@ -146,19 +159,15 @@ def _check_loaded(url: str, data_dir: Path, loaded: LoadedSample) -> None:
         )
 
 
-def _mount(url: str, mountpoint: Path, log_level: str) -> None:
-    from omicsfs.cli.main import build_parser  # the mount's own defaults, not a second copy of them
-    from omicsfs.cli.mount import config_from_args
-
-    args = build_parser().parse_args(["mount", str(mountpoint), "--endpoint-url", url])
-    config = config_from_args(args)
+def _mount(url: str, mountpoint: Path) -> None:
+    config = MountConfig(uid=os.getuid(), gid=os.getgid())  # every other setting at its default
     target = Target(endpoint_url=url, region=LOCAL_REGION)
 
     def ready() -> None:  # listing the mount needs the FUSE loop running: not from this thread
         threading.Thread(target=_announce, args=(mountpoint, sys.stdout), daemon=True).start()
 
     try:
-        trio.run(serve, config, target, str(mountpoint), fuse_options(True, False, []), ready)
+        trio.run(run_filesystem, config, target, str(mountpoint), fuse_options(True, False, []), ready)
     except RuntimeError as exc:  # pyfuse3.init: fuse_session_mount failed
         raise MountError(f"mounting {mountpoint} failed: {exc}") from None
 

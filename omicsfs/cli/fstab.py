@@ -30,6 +30,9 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from omicsfs.cli.local import run_mount_command
+from omicsfs.cli.mount import add_mount_arguments
+
 log = logging.getLogger(__name__)
 
 PROG = "mount.fuse.omicsfs"
@@ -164,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: omicsfs {shlex.join(command)}", file=sys.stderr)
     if args.fake:
         return 0
-    from omicsfs.cli.main import main as omicsfs_main
-
-    return 0 if omicsfs_main(command) == 0 else 32
+    mount_parser = argparse.ArgumentParser(prog="omicsfs mount")
+    add_mount_arguments(mount_parser)
+    mount_args = mount_parser.parse_args(command[1:])
+    return 0 if run_mount_command(mount_args, command) == 0 else 32
 
 
 def install_helper(target: Path, *, remove: bool = False) -> int:
@@ -198,3 +202,11 @@ def _install(target: Path, remove: bool) -> str:
     except OSError as exc:
         raise HelperError(f"cannot write {target}: {exc.strerror}") from None
     return f"installed {target} -> {script}"
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    helper = commands.add_parser(
+        "install-helper", help="install mount.fuse.omicsfs, so mount -t fuse.omicsfs and fstab work"
+    )
+    helper.add_argument("--target", type=Path, default=Path("/sbin/mount.fuse.omicsfs"))
+    helper.add_argument("--remove", action="store_true", help="remove the helper instead")

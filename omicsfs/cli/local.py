@@ -16,9 +16,10 @@ import signal
 import sys
 from pathlib import Path
 
-from omicsfs.cli.mount import daemon_argv, report_failure, run_mount
+from omicsfs.cli.mount import daemon_argv, extra_fuse_options, report_failure, run_mount
+from omicsfs.daemon.checks import MountError, check_fuse, check_mountpoint
+from omicsfs.daemon.detach import start_daemon
 from omicsfs.daemon.ownedservice import LOCAL_REGION, OwnedService, ServiceStartError, use_local_credentials
-from omicsfs.daemon.run import MountError, check_fuse, check_mountpoint, start_daemon
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,14 @@ def check_data_dir(data_dir: Path) -> None:
         )
 
 
+def run_mount_command(args: argparse.Namespace, argv: list[str]) -> int:
+    """``omicsfs mount``, from the command line or from the mount(8) helper: a local data dir
+    served privately with ``--local``, else HealthOmics (or ``--endpoint-url``)."""
+    if args.local is not None:
+        return run_local_mount(args, argv)
+    return run_mount(args, argv)
+
+
 def run_local_mount(args: argparse.Namespace, argv: list[str]) -> int:
     if args.endpoint_url is not None:
         print("omicsfs mount: --local and --endpoint-url cannot be used together", file=sys.stderr)
@@ -41,8 +50,7 @@ def run_local_mount(args: argparse.Namespace, argv: list[str]) -> int:
         if not args.foreground:  # the caller: checks, then the daemon, which owns the service
             logging.basicConfig(level=args.log_level, stream=sys.stderr)
             check_fuse(args.allow_other)
-            extra = [option for group in args.fuse_options for option in group.split(",")]
-            check_mountpoint(args.mountpoint.resolve(), nonempty="nonempty" in extra)
+            check_mountpoint(args.mountpoint.resolve(), nonempty="nonempty" in extra_fuse_options(args))
             start_daemon(daemon_argv(argv), args.log_file)
             return 0
         # A stop asked for before the mount's own handler is in place still stops the service.

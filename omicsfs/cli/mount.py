@@ -1,97 +1,173 @@
-"""``omicsfs mount`` and ``omicsfs unmount``: from command-line flags to a running mount."""
+"""``omicsfs mount`` and ``omicsfs unmount``: from command-line flags to a running mount.
+
+Flags left out keep their config defaults (omicsfs/config.py): the parser's own default for
+every tunable is None, and only the flags given are passed to the dataclasses.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import logging.handlers
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
-from omicsfs.backend.omics import BackendLimits
-from omicsfs.backend.retry import RetryPolicy
-from omicsfs.config import CacheConfig, MountConfig, ReadAheadConfig, WriteConfig
-from omicsfs.daemon.run import (
-    MountError,
-    Target,
-    check_fuse,
-    check_mountpoint,
-    check_service,
-    fuse_options,
-    run_foreground,
-    start_daemon,
-    unmount,
+from omicsfs.cli.options import LOG_LEVELS, default_help, size
+from omicsfs.config import (
+    BackendLimits,
+    CacheConfig,
+    DaemonConfig,
+    MountConfig,
+    RetryPolicy,
+    WriteConfig,
 )
-
-log = logging.getLogger(__name__)
-
-
-def _log_setup(args: argparse.Namespace) -> None:
-    handler: logging.Handler
-    if args.syslog and os.path.exists("/dev/log"):
-        handler = logging.handlers.SysLogHandler(address="/dev/log")
-        handler.setFormatter(logging.Formatter("omicsfs[%(process)d]: %(levelname)s %(name)s: %(message)s"))
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=args.log_level, handlers=[handler], force=True)
-    quiet_libraries()
+from omicsfs.daemon.checks import MountError, Target, check_fuse, check_mountpoint, check_service
+from omicsfs.daemon.detach import start_daemon
+from omicsfs.daemon.logs import configure_logging
+from omicsfs.daemon.mounttable import UnmountError, unmount
+from omicsfs.daemon.run import fuse_options, run_foreground
 
 
-def quiet_libraries() -> None:
-    """botocore's DEBUG output holds request bodies (file contents) and signing details: never
-    let it through, whatever --log-level says."""
-    for name in ("botocore", "boto3", "urllib3", "s3transfer"):
-        logging.getLogger(name).setLevel(max(logging.getLogger(name).getEffectiveLevel(), logging.INFO))
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    mount = commands.add_parser("mount", help="mount HealthOmics stores as folders")
+    add_mount_arguments(mount)
+    unmount_parser = commands.add_parser("unmount", help="unmount an omicsfs mount")
+    unmount_parser.add_argument("mountpoint", type=Path)
+
+
+def add_mount_arguments(mount: argparse.ArgumentParser) -> None:
+    mount.add_argument("mountpoint", type=Path, help="an empty folder")
+    mount.add_argument("--endpoint-url", help="service URL (a local service); turns host prefixes off")
+    mount.add_argument(
+        "--local", type=Path, metavar="DATA_DIR", help="serve this local data dir privately while mounted"
+    )
+    mount.add_argument("--region", help="AWS region (default: the standard AWS chain)")
+    mount.add_argument("--profile", help="AWS profile (default: the standard AWS chain)")
+    mount.add_argument("--foreground", action="store_true", help="stay in the foreground (for systemd)")
+    mount.add_argument(
+        "--cache-size",
+        type=size,
+        help=default_help("memory cache bytes", CacheConfig, "memory_bytes", as_size=True),
+    )
+    mount.add_argument("--cache-dir", type=Path, help="disk cache and persisted metadata (default: none)")
+    mount.add_argument(
+        "--cache-dir-size", type=size,
+        help=default_help("cap of the disk cache", CacheConfig, "disk_bytes", as_size=True),
+    )  # fmt: skip
+    mount.add_argument("--uid", type=int, help="owner of every file (default: the mounting user)")
+    mount.add_argument("--gid", type=int, help="group of every file (default: the mounting user's)")
+    mount.add_argument("--allow-other", action="store_true", help="let other users see the mount")
+    mount.add_argument(
+        "--sequence-store", action="append", default=[], metavar="ID", help="show only these sequence stores"
+    )
+    mount.add_argument(
+        "--reference-store", action="append", default=[], metavar="ID", help="only these reference stores"
+    )
+    mount.add_argument(
+        "--listing-ttl",
+        type=float,
+        help=default_help("seconds listings are cached, > 0", MountConfig, "listing_ttl"),
+    )
+    mount.add_argument(
+        "--metadata-tps", type=float,
+        help=default_help("metadata/list calls per second", BackendLimits, "metadata_tps"),
+    )  # fmt: skip
+    mount.add_argument(
+        "--retries",
+        type=int,
+        help=default_help("attempts on throttling/5xx before EIO", RetryPolicy, "attempts"),
+    )
+    mount.add_argument(
+        "--retry-delay",
+        type=float,
+        help=default_help("first backoff delay, seconds", RetryPolicy, "base_delay"),
+    )
+    writing = mount.add_argument_group("writing (--read-write)")
+    writing.add_argument(
+        "--read-write", action="store_true", help="files copied into a sequence store become read sets"
+    )
+    writing.add_argument("--allow-delete", action="store_true", help="rm of a read set file deletes it")
+    writing.add_argument(
+        "--part-size",
+        type=size,
+        help=default_help("upload part size (at most 100M)", WriteConfig, "part_size", as_size=True),
+    )
+    writing.add_argument(
+        "--parts-in-flight", type=int,
+        help=default_help("parts uploading at once, all files", WriteConfig, "parts_in_flight"),
+    )  # fmt: skip
+    writing.add_argument(
+        "--pair-timeout", type=float,
+        help=default_help("seconds a closed _1 mate waits for its _2 before it is completed single-end",
+                          WriteConfig, "pair_timeout"),
+    )  # fmt: skip
+    writing.add_argument("--sample-id", help="sampleId when the header and folder give none")
+    writing.add_argument("--subject-id", help="subjectId when the folder gives none")
+    writing.add_argument("--reference-arn", help="referenceArn of BAM/CRAM uploads (default: by @SQ)")
+    writing.add_argument("--generated-from", help="generatedFrom of every upload")
+    writing.add_argument("--description", help="description of every upload")
+    mount.add_argument(
+        "--log-level", choices=LOG_LEVELS, type=str.upper, default=DaemonConfig.log_level,
+        help=default_help("log level", DaemonConfig, "log_level"),
+    )  # fmt: skip
+    mount.add_argument("--log-file", help="log here when detached (default: syslog)")
+    mount.add_argument(
+        "-o", dest="fuse_options", action="append", default=[], metavar="OPTIONS", help="extra FUSE options"
+    )
+    mount.add_argument("--notify-fd", type=int, help=argparse.SUPPRESS)
+    mount.add_argument("--syslog", action="store_true", help=argparse.SUPPRESS)
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """Only the flags the user gave: the rest keep the dataclass defaults."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def config_from_args(args: argparse.Namespace) -> MountConfig:
-    cache_dir = args.cache_dir.resolve() if args.cache_dir else None
-    memory = args.cache_size
+    """The mount's configuration; ValueError (worded for the user) for an impossible one."""
+    cache_dir: Path | None = args.cache_dir.resolve() if args.cache_dir else None
+    if args.allow_delete and not args.read_write:
+        raise ValueError("--allow-delete needs --read-write")
     return MountConfig(
-        listing_ttl=args.listing_ttl,
         uid=os.getuid() if args.uid is None else args.uid,
         gid=os.getgid() if args.gid is None else args.gid,
         sequence_store_ids=tuple(args.sequence_store),
         reference_store_ids=tuple(args.reference_store),
         cache=CacheConfig(
-            memory_bytes=memory,
+            **_given(memory_bytes=args.cache_size, disk_bytes=args.cache_dir_size),
             disk_dir=cache_dir / "parts" if cache_dir else None,
-            disk_bytes=args.cache_dir_size,
         ),
-        read_ahead=ReadAheadConfig(budget_bytes=memory // 2),
         limits=BackendLimits(
-            metadata_tps=args.metadata_tps,
-            retry=RetryPolicy(attempts=max(1, args.retries), base_delay=args.retry_delay),
+            **_given(metadata_tps=args.metadata_tps),
+            retry=RetryPolicy(**_given(attempts=args.retries, base_delay=args.retry_delay)),
         ),
         metadata_dir=cache_dir,
         writes=WriteConfig(
             enabled=args.read_write,
             allow_delete=args.allow_delete,
-            part_size=args.part_size,
-            parts_in_flight=args.parts_in_flight,
-            pair_timeout=args.pair_timeout,
             sample_id=args.sample_id,
             subject_id=args.subject_id,
             reference_arn=args.reference_arn,
             generated_from=args.generated_from,
             description=args.description,
+            **_given(
+                part_size=args.part_size, parts_in_flight=args.parts_in_flight, pair_timeout=args.pair_timeout
+            ),
         ),
+        **_given(listing_ttl=args.listing_ttl),
     )
 
 
+def extra_fuse_options(args: argparse.Namespace) -> list[str]:
+    return [option for group in args.fuse_options for option in group.split(",") if option]
+
+
 def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
-    _log_setup(args)
+    configure_logging(args.log_level, syslog=args.syslog)
     mountpoint = str(args.mountpoint.resolve())
-    extra = [option for group in args.fuse_options for option in group.split(",") if option]
+    extra = extra_fuse_options(args)
     target = Target(endpoint_url=args.endpoint_url, region=args.region, profile=args.profile)
     try:
-        if args.listing_ttl <= 0:
-            raise MountError(
-                "--listing-ttl must be positive (a TTL of 0 would list the store on every access)"
-            )
-        if args.allow_delete and not args.read_write:
-            raise MountError("--allow-delete needs --read-write")
         try:
             config = config_from_args(args)
         except ValueError as exc:
@@ -101,7 +177,7 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
         if args.notify_fd is None:  # the checks run once, in the process the user started
             check_fuse(args.allow_other)
             check_mountpoint(args.mountpoint.resolve(), nonempty="nonempty" in extra)
-            check_service(target)
+            check_service(target, config.limits)
         if not args.foreground:
             start_daemon(daemon_argv(argv), args.log_file)
             return 0
@@ -133,7 +209,7 @@ def daemon_argv(argv: list[str]) -> list[str]:
 def run_unmount(args: argparse.Namespace) -> int:
     try:
         unmount(str(args.mountpoint.resolve()))
-    except MountError as exc:
+    except UnmountError as exc:
         print(f"omicsfs unmount: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -26,10 +26,6 @@ def _mib(value: int) -> str:
     return f"{value / (1 << 20):,.1f} MiB"
 
 
-def _pairs(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-
-
 def render(stats: dict[str, Any]) -> str:
     cache = stats.get("cache", {})
     hits = cache.get("hits", {})

@@ -3,46 +3,66 @@
 - Listings (stores, read sets, references, jobs) change, so each is cached for ``listing_ttl``
   seconds and fetched again on the first access after that: never per ``readdir``, never with a
   TTL of 0 (Mountpoint never caches LIST and its users' top complaints are about exactly that;
-  fuse-anchors.md B1).
+  docs/architecture.md, "Listings").
 - Read sets and references are immutable once ACTIVE, so their file layouts (sizes, part sizes)
   are fetched at most once per validator and persisted (metastore.py).
 - Job details of finished jobs never change either; running jobs follow the listing TTL.
 Every fetch is single-flight: a hundred ``stat`` calls on one read set make one metadata call.
+Time is trio's clock, so the unit tests move it with ``trio.testing.MockClock``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import trio
 
 from omicsfs.backend.errors import AccessDenied, NotFound
+from omicsfs.backend.interface import Backend
 from omicsfs.backend.models import (
-    ACTIVE,
     JobKind,
     JobSummary,
     ObjectFiles,
+    ObjectKind,
     ReadSetSummary,
     ReferenceSummary,
+    Status,
+    StoreKind,
     StoreSummary,
+    Summary,
 )
-from omicsfs.backend.omics import OmicsBackend
 from omicsfs.fs.metastore import MetadataStore
 from omicsfs.fs.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Summary = ReadSetSummary | ReferenceSummary
 
 #: Concurrent metadata fetches started for the siblings of a listed folder (``ls -l``); the
 #: token bucket in the backend keeps them under the service's quota.
 SIBLING_FETCH_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class ListingKey:
+    """Which listing: the stores of a kind, a store's objects, or a store's jobs of a kind."""
+
+    what: str  # "stores" | "objects" | "jobs"
+    kind: StoreKind
+    store_id: str = ""
+    job_kind: JobKind | None = None
+
+
+@dataclass(frozen=True)
+class JobKey:
+    kind: StoreKind
+    store_id: str
+    job_kind: JobKind
+    job_id: str
 
 
 @dataclass
@@ -52,35 +72,41 @@ class _Timed(Generic[T]):
     version: int
 
 
+@dataclass
+class _JobDocument:
+    fetched_at: float
+    final: bool
+    document: bytes
+
+
 class Catalog:
     def __init__(
         self,
-        backend: OmicsBackend,
+        backend: Backend,
         metastore: MetadataStore,
         *,
         listing_ttl: float,
         sequence_store_ids: tuple[str, ...] = (),
         reference_store_ids: tuple[str, ...] = (),
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = trio.current_time,
     ) -> None:
         self.backend = backend
         self.metastore = metastore
         self.listing_ttl = listing_ttl
-        self.sequence_store_ids = sequence_store_ids
-        self.reference_store_ids = reference_store_ids
+        self.store_ids = {StoreKind.SEQUENCE: sequence_store_ids, StoreKind.REFERENCE: reference_store_ids}
         self.clock = clock
-        self._listings: dict[tuple[str, ...], _Timed[Any]] = {}
-        self._listing_flights: SingleFlight[tuple[str, ...], _Timed[Any]] = SingleFlight()
-        self._files: dict[tuple[str, str], ObjectFiles] = {}
-        self._file_flights: SingleFlight[tuple[str, str], ObjectFiles] = SingleFlight()
-        self._jobs: dict[tuple[str, ...], tuple[float, bool, bytes]] = {}
-        self._job_flights: SingleFlight[tuple[str, ...], bytes] = SingleFlight()
+        self._listings: dict[ListingKey, _Timed[Any]] = {}
+        self._listing_flights: SingleFlight[ListingKey, _Timed[Any]] = SingleFlight()
+        self._files: dict[tuple[ObjectKind, str], ObjectFiles] = {}
+        self._file_flights: SingleFlight[tuple[ObjectKind, str], ObjectFiles] = SingleFlight()
+        self._jobs: dict[JobKey, _JobDocument] = {}
+        self._job_flights: SingleFlight[JobKey, bytes] = SingleFlight()
         self._versions = 0
         self._sibling_limiter = trio.CapacityLimiter(SIBLING_FETCH_CONCURRENCY)
 
     # -- listings -------------------------------------------------------------------------------
 
-    async def _listing(self, key: tuple[str, ...], fetch: Callable[[], Awaitable[T]]) -> _Timed[T]:
+    async def _listing(self, key: ListingKey, fetch: Callable[[], Awaitable[T]]) -> _Timed[T]:
         cached = self._listings.get(key)
         if cached is not None and self.clock() - cached.fetched_at < self.listing_ttl:
             return cached
@@ -101,25 +127,18 @@ class Catalog:
 
     def expire_read_sets(self, store_id: str) -> None:
         """Lists the store again on next access: a read set was just uploaded or deleted here."""
-        timed = self._listings.get(("read-sets", store_id))
+        timed = self._listings.get(ListingKey("objects", StoreKind.SEQUENCE, store_id))
         if timed is not None:
             timed.fetched_at = -float("inf")
 
-    async def sequence_stores(self) -> list[StoreSummary]:
+    async def stores(self, kind: StoreKind) -> list[StoreSummary]:
         async def fetch() -> list[StoreSummary]:
-            if self.sequence_store_ids:
-                return [await self.backend.get_sequence_store(sid) for sid in self.sequence_store_ids]
-            return await self.backend.list_sequence_stores()
+            chosen = self.store_ids[kind]
+            if chosen:
+                return [await self.backend.get_store(kind, store_id) for store_id in chosen]
+            return await self.backend.list_stores(kind)
 
-        return (await self._listing(("sequence-stores",), fetch)).value
-
-    async def reference_stores(self) -> list[StoreSummary]:
-        async def fetch() -> list[StoreSummary]:
-            if self.reference_store_ids:
-                return [await self.backend.get_reference_store(sid) for sid in self.reference_store_ids]
-            return await self.backend.list_reference_stores()
-
-        return (await self._listing(("reference-stores",), fetch)).value
+        return (await self._listing(ListingKey("stores", kind), fetch)).value
 
     async def read_sets(self, store_id: str) -> tuple[int, dict[str, ReadSetSummary]]:
         """(listing version, read sets by ID). The version changes whenever the listing is refetched."""
@@ -127,62 +146,63 @@ class Catalog:
         async def fetch() -> dict[str, ReadSetSummary]:
             return {rs.id: rs for rs in await self.backend.list_read_sets(store_id)}
 
-        timed = await self._listing(("read-sets", store_id), fetch)
+        timed = await self._listing(ListingKey("objects", StoreKind.SEQUENCE, store_id), fetch)
         return timed.version, timed.value
 
     async def references(self, store_id: str) -> tuple[int, dict[str, ReferenceSummary]]:
         async def fetch() -> dict[str, ReferenceSummary]:
             return {ref.id: ref for ref in await self.backend.list_references(store_id)}
 
-        timed = await self._listing(("references", store_id), fetch)
+        timed = await self._listing(ListingKey("objects", StoreKind.REFERENCE, store_id), fetch)
         return timed.version, timed.value
 
-    async def jobs(self, store_kind: str, store_id: str, kind: JobKind) -> dict[str, JobSummary]:
+    async def objects(self, kind: StoreKind, store_id: str) -> tuple[int, Mapping[str, Summary]]:
+        """A store's read sets or references: (listing version, summaries by ID). The mapping is
+        the listing itself, so a status refreshed by ``current_read_set`` shows everywhere."""
+        if kind is StoreKind.SEQUENCE:
+            return await self.read_sets(store_id)
+        return await self.references(store_id)
+
+    async def jobs(self, kind: StoreKind, store_id: str, job_kind: JobKind) -> dict[str, JobSummary]:
         async def fetch() -> dict[str, JobSummary]:
             try:
-                return {job.id: job for job in await self.backend.list_jobs(store_kind, store_id, kind)}
+                return {job.id: job for job in await self.backend.list_jobs(kind, store_id, job_kind)}
             except AccessDenied:
-                log.info("no permission to list %s %s jobs of %s; showing none", store_kind, kind, store_id)
+                log.info("no permission to list %s %s jobs of %s; showing none", kind, job_kind, store_id)
                 return {}
 
-        return (await self._listing(("jobs", store_kind, store_id, kind), fetch)).value
+        return (await self._listing(ListingKey("jobs", kind, store_id, job_kind), fetch)).value
 
-    def has_job_document(self, job: JobSummary, store_kind: str) -> bool:
+    def has_job_document(self, kind: StoreKind, job: JobSummary) -> bool:
         """Whether the job's document is known without a call (readdir uses placeholders if not)."""
-        return (store_kind, job.store_id, job.kind, job.id) in self._jobs
+        return JobKey(kind, job.store_id, job.kind, job.id) in self._jobs
 
-    async def job_document(self, job: JobSummary, store_kind: str) -> bytes:
+    async def job_document(self, kind: StoreKind, job: JobSummary) -> bytes:
         """The job as the Get*Job call returns it (status, times, per-source results), as JSON."""
-        key = (store_kind, job.store_id, job.kind, job.id)
+        key = JobKey(kind, job.store_id, job.kind, job.id)
         cached = self._jobs.get(key)
-        if cached is not None:
-            fetched_at, final, document = cached
-            if final or self.clock() - fetched_at < self.listing_ttl:
-                return document
+        if cached is not None and (cached.final or self.clock() - cached.fetched_at < self.listing_ttl):
+            return cached.document
 
         async def fetch() -> bytes:
-            raw = await self.backend.get_job(store_kind, job.store_id, job.kind, job.id)
+            raw = await self.backend.get_job(kind, job.store_id, job.kind, job.id)
             document = (json.dumps(raw, indent=2, sort_keys=True, default=_json_default) + "\n").encode()
-            final = raw.get("status") in ("COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "CANCELLED")
-            self._jobs[key] = (self.clock(), final, document)
+            final = JobSummary(job.id, job.store_id, job.kind, str(raw.get("status", "")), 0).terminal
+            self._jobs[key] = _JobDocument(self.clock(), final, document)
             return document
 
         return await self._job_flights.run(key, fetch)
 
     # -- file layouts (immutable metadata) ------------------------------------------------------
 
-    @staticmethod
-    def _kind(summary: Summary) -> str:
-        return "readSet" if isinstance(summary, ReadSetSummary) else "reference"
-
     def known_files(self, summary: Summary) -> ObjectFiles | None:
         """The object's file layout if it is known without a call (memory or the disk cache)."""
-        key = (self._kind(summary), summary.id)
+        key = (summary.kind, summary.id)
         files = self._files.get(key)
         if files is not None and files.validator == summary.validator:
             return files
-        if summary.status == ACTIVE:
-            files = self.metastore.get(key[0], summary.id, summary.validator)
+        if summary.status == Status.ACTIVE:
+            files = self.metastore.get(summary.kind, summary.id, summary.validator)
             if files is not None:
                 self._files[key] = files
                 return files
@@ -193,19 +213,22 @@ class Catalog:
         known = self.known_files(summary)
         if known is not None:
             return known
-        key = (self._kind(summary), summary.id)
+        key = (summary.kind, summary.id)
 
         async def fetch() -> ObjectFiles:
             if isinstance(summary, ReadSetSummary):
                 _, files = await self.backend.get_read_set_metadata(summary.store_id, summary.id)
             else:
                 _, files = await self.backend.get_reference_metadata(summary.store_id, summary.id)
-            self._files[key] = files
-            if files.status == ACTIVE:
-                self.metastore.put(key[0], summary.id, files)
+            self._remember(summary.kind, summary.id, files)
             return files
 
         return await self._file_flights.run(key, fetch)
+
+    def _remember(self, kind: ObjectKind, object_id: str, files: ObjectFiles) -> None:
+        self._files[(kind, object_id)] = files
+        if files.status == Status.ACTIVE:
+            self.metastore.put(kind, object_id, files)
 
     async def current_read_set(self, summary: ReadSetSummary) -> ReadSetSummary:
         """The read set as the service sees it now: used before refusing to open a non-ACTIVE one,
@@ -214,10 +237,8 @@ class Catalog:
             fresh, files = await self.backend.get_read_set_metadata(summary.store_id, summary.id)
         except NotFound:
             return summary
-        self._files[("readSet", summary.id)] = files
-        if files.status == ACTIVE:
-            self.metastore.put("readSet", summary.id, files)
-        listing = self._listings.get(("read-sets", summary.store_id))
+        self._remember(ObjectKind.READ_SET, summary.id, files)
+        listing = self._listings.get(ListingKey("objects", StoreKind.SEQUENCE, summary.store_id))
         if listing is not None and summary.id in listing.value:
             listing.value[summary.id] = fresh  # xattrs and later opens see the new status at once
         return fresh

@@ -1,8 +1,9 @@
 """The one errno table: every failure a filesystem request can meet, mapped in one place.
 
-SEMANTICS.md documents this table; tests/mount/test_errors.py checks it through the kernel.
-The choices follow gcsfuse's mapping with Mountpoint's write errors (fuse-anchors.md C1); where
-they differ from Mountpoint (which returns EIO for AccessDenied) the comment says why.
+SEMANTICS.md documents this table; tests/unit/test_errno_table.py checks every row and
+tests/mount/test_errors.py checks it through the kernel. The choices follow gcsfuse's mapping
+with Mountpoint's write errors (docs/architecture.md, "Errors"); where they differ from
+Mountpoint (which returns EIO for AccessDenied) the comment says why.
 """
 
 from __future__ import annotations

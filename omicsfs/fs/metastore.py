@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from pathlib import Path
 
-from omicsfs.backend.models import ObjectFiles
+from omicsfs.backend.models import ObjectFiles, ObjectKind
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,12 @@ class MetadataStore:
         db.execute("SELECT count(*) FROM objects").fetchone()
         return db
 
-    def get(self, kind: str, object_id: str, validator: str) -> ObjectFiles | None:
+    def get(self, kind: ObjectKind, object_id: str, validator: str) -> ObjectFiles | None:
         if self._db is None:
             return None
         row = self._db.execute(
             "SELECT doc FROM objects WHERE kind = ? AND id = ? AND validator = ?",
-            (kind, object_id, validator),
+            (str(kind), object_id, validator),
         ).fetchone()
         if row is None:
             return None
@@ -58,12 +58,12 @@ class MetadataStore:
         except (ValueError, KeyError, TypeError):
             return None
 
-    def put(self, kind: str, object_id: str, files: ObjectFiles) -> None:
+    def put(self, kind: ObjectKind, object_id: str, files: ObjectFiles) -> None:
         if self._db is None:
             return
         self._db.execute(
             "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
-            (kind, object_id, files.validator, files.to_json()),
+            (str(kind), object_id, files.validator, files.to_json()),
         )
 
     def close(self) -> None:

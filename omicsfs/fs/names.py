@@ -1,14 +1,14 @@
 """File names: how service names become path components, and how collisions are resolved.
 
-The rules (DESIGN.md §1, SEMANTICS.md "Names"):
+The rules (SEMANTICS.md, "Names"):
 - ``/`` and NUL become ``_``; an empty name, ``.`` and ``..`` become the object's ID.
 - A read set's files are ``STEM.bam`` (+ ``.bam.bai``), ``STEM.cram`` (+ ``.cram.crai``),
   ``STEM.fastq.gz`` or ``STEM_1.fastq.gz`` + ``STEM_2.fastq.gz``; a uBAM is ``STEM.bam``. These are
   the names htslib probes for indexes and the names the HealthOmics Transfer Manager writes
-  (research/healthomics-ecosystem.md fact 29).
+  (https://github.com/awslabs/aws-healthomics-tools).
 - STEM is the name, unless two objects in the same folder would produce the same file name: then
   every member of the group uses ``NAME.ID`` (dxfuse and the Transfer Manager also keep the ID in
-  the name to disambiguate; fuse-anchors.md B4). ``by-id/`` names never change.
+  the name to disambiguate; docs/architecture.md, "Names"). ``by-id/`` names never change.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TypeVar
+
+from omicsfs.backend.models import FileType, StoredFile
 
 #: Folder names the mount itself uses inside a store folder; no read set file may take them.
 RESERVED = frozenset({"by-id", "by-sample", "by-subject", ".jobs", ".", ".."})
@@ -31,19 +33,19 @@ def safe_component(name: str, fallback: str) -> str:
 
 
 def read_set_suffixes(file_type: str, paired: bool, indexed: bool) -> list[tuple[str, str]]:
-    """(suffix, file key) for each file of a read set, in listing order."""
-    if file_type == "FASTQ":
+    """(suffix, stored file) for each file of a read set, in listing order."""
+    if file_type == FileType.FASTQ:
         if paired:
-            return [("_1.fastq.gz", "source1"), ("_2.fastq.gz", "source2")]
-        return [(".fastq.gz", "source1")]
-    if file_type == "CRAM":
-        return [(".cram", "source1"), *([(".cram.crai", "index")] if indexed else [])]
-    if file_type == "BAM":
-        return [(".bam", "source1"), *([(".bam.bai", "index")] if indexed else [])]
-    return [(".bam", "source1")]  # UBAM: unaligned BAM is still BAM, and has no index
+            return [("_1.fastq.gz", StoredFile.SOURCE1), ("_2.fastq.gz", StoredFile.SOURCE2)]
+        return [(".fastq.gz", StoredFile.SOURCE1)]
+    if file_type == FileType.CRAM:
+        return [(".cram", StoredFile.SOURCE1), *([(".cram.crai", StoredFile.INDEX)] if indexed else [])]
+    if file_type == FileType.BAM:
+        return [(".bam", StoredFile.SOURCE1), *([(".bam.bai", StoredFile.INDEX)] if indexed else [])]
+    return [(".bam", StoredFile.SOURCE1)]  # UBAM: unaligned BAM is still BAM, and has no index
 
 
-REFERENCE_SUFFIXES: list[tuple[str, str]] = [(".fasta", "source"), (".fasta.fai", "index")]
+REFERENCE_SUFFIXES: list[tuple[str, str]] = [(".fasta", StoredFile.SOURCE), (".fasta.fai", StoredFile.INDEX)]
 
 
 def assign_names(

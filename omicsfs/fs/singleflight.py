@@ -28,9 +28,6 @@ class SingleFlight(Generic[K, V]):
     def __init__(self) -> None:
         self._flights: dict[K, _Flight[V]] = {}
 
-    def busy(self, key: K) -> bool:
-        return key in self._flights
-
     async def run(self, key: K, call: Callable[[], Awaitable[V]]) -> V:
         while True:
             flight = self._flights.get(key)

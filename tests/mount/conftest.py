@@ -35,6 +35,7 @@ def mnt(
     mounted = Mounted(tmp_path_factory.mktemp("mnt"), loaded_service.url)
     yield mounted
     assert mounted.stop() == 0
+    assert " ERROR " not in mounted.log, mounted.log  # every test of the module ran on this mount
 
 
 @pytest.fixture

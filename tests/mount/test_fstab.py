@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from omicsfs.daemon.run import mount_table
+from omicsfs.daemon.mounttable import mount_table
 from omicsfs.sample.load import LoadedSample
 from tests.localservice import RunningService
 from tests.mount.expected import read_set_bytes

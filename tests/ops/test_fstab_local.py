@@ -6,7 +6,7 @@ import gzip
 import subprocess
 from pathlib import Path
 
-from omicsfs.daemon.run import mount_table
+from omicsfs.daemon.mounttable import mount_table
 from omicsfs.sample.data import SampleFiles
 from tests.localservice import env_without_aws
 from tests.mounthelper import helper_installed

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from omicsfs.daemon.run import mount_table
+from omicsfs.daemon.mounttable import mount_table
 from omicsfs.sample.data import SampleFiles
 from tests.localservice import env_without_aws
 from tests.mounting import omicsfs

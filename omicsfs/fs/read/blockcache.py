@@ -1,7 +1,7 @@
 """The part cache: service parts streamed into an LRU of blocks, one fetch per part at a time.
 
 GetReadSet has no byte range, so every miss costs a whole part (``partSize`` from the metadata,
-100 MiB on AWS). Three rules follow (fuse-anchors.md A2, A9; DESIGN.md §4):
+100 MiB on AWS). Three rules follow (docs/architecture.md, "The read path"):
 
 - A part is streamed: each chunk lands in the part's fetch as it arrives and wakes the readers
   waiting on it, so a 4 KiB read at the start of a cold part returns after the first chunk.
@@ -19,39 +19,21 @@ error, and only they. Every fetched part is also written to the disk tier when t
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import cachetools
 import trio
 
 from omicsfs.backend.errors import BackendError, TransportFailure
-from omicsfs.backend.models import FileLayout
-from omicsfs.backend.omics import OmicsBackend, PartSource
+from omicsfs.backend.interface import Backend, PartBody
 from omicsfs.config import CacheConfig
 from omicsfs.fs.read.disktier import DiskTier, PartWriter
+from omicsfs.fs.read.files import CachedFile, FileKey
 from omicsfs.fs.stats import Stats
+from omicsfs.fs.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
-FileKey = tuple[str, str, str, str]  # (kind, object ID, file, validator)
 BlockKey = tuple[FileKey, int, int]  # (file, part number, block index)
-
-
-@dataclass(frozen=True)
-class CachedFile:
-    """A file the cache can serve: where its parts come from and how it is cut."""
-
-    source: PartSource
-    layout: FileLayout
-    validator: str
-    #: Every block hot (index files) or only the first and last (BAM/CRAM).
-    hot_all: bool = False
-    hot_ends: bool = False
-
-    @property
-    def key(self) -> FileKey:
-        return (self.source.kind, self.source.object_id, self.source.file, self.validator)
 
 
 class PartFetch:
@@ -72,7 +54,12 @@ class PartFetch:
 
 class BlockCache:
     def __init__(
-        self, backend: OmicsBackend, config: CacheConfig, stats: Stats, disk: DiskTier | None = None
+        self,
+        backend: Backend,
+        config: CacheConfig,
+        stats: Stats,
+        tasks: TaskGroup,
+        disk: DiskTier | None = None,
     ) -> None:
         self.backend = backend
         self.config = config
@@ -84,16 +71,8 @@ class BlockCache:
         self.main: cachetools.LRUCache[BlockKey, bytes] = cachetools.LRUCache(main_bytes, getsizeof=len)
         self.hot: cachetools.LRUCache[BlockKey, bytes] = cachetools.LRUCache(hot_bytes, getsizeof=len)
         self.inflight: dict[tuple[FileKey, int], PartFetch] = {}
-        self._nursery: trio.Nursery | None = None
-
-    def attach(self, nursery: trio.Nursery) -> None:
-        """Fetches run in the mount's nursery: they outlive the request that started them."""
-        self._nursery = nursery
-
-    def spawn(self, function: Callable[..., Awaitable[None]], *args: object) -> None:
-        """Runs background work (metadata prefetch) in the mount's nursery."""
-        assert self._nursery is not None, "BlockCache.attach() was not called"
-        self._nursery.start_soon(function, *args)
+        #: Fetches run in the mount's nursery: they outlive the request that started them.
+        self.tasks = tasks
 
     # -- lookups --------------------------------------------------------------------------------
 
@@ -129,6 +108,10 @@ class BlockCache:
             "memory_limit_bytes": int(self.main.maxsize + self.hot.maxsize),
             "parts_fetching": len(self.inflight),
         }
+
+    def part_arriving(self, ref: tuple[object, int]) -> bool:
+        """Whether the part (file key, part number) is being fetched right now."""
+        return ref in self.inflight
 
     def part_present(self, file: CachedFile, part: int) -> bool:
         """Whether a part needs no network fetch: in flight, on disk, or (ends) in memory."""
@@ -232,12 +215,11 @@ class BlockCache:
             return existing
         if prefetch and self.part_present(file, part):
             return None
-        assert self._nursery is not None, "BlockCache.attach() was not called"
         fetch = PartFetch(file, part, file.layout.part_length(part))
         self.inflight[(file.key, part)] = fetch
         if prefetch:
             self.stats.prefetch_parts += 1
-        self._nursery.start_soon(self._run_fetch, fetch)
+        self.tasks.start(self._run_fetch, fetch)
         return fetch
 
     async def _run_fetch(self, fetch: PartFetch) -> None:
@@ -266,9 +248,11 @@ class BlockCache:
                 )
             else:
                 fetch.error = TransportFailure(fetch.file.source.operation, f"fetch aborted: {exc!r}")
-                if not isinstance(exc, trio.Cancelled):
-                    log.exception("fetching part %d of %s crashed", fetch.part, fetch.file.source.describe())
-                raise
+                if not isinstance(exc, Exception):
+                    raise  # cancelled (unmount): the waiting readers get the error above
+                log.exception(
+                    "fetching part %d of %s crashed (a bug)", fetch.part, fetch.file.source.describe()
+                )
         finally:
             fetch.finished = True
             del self.inflight[(fetch.file.key, fetch.part)]
@@ -277,7 +261,7 @@ class BlockCache:
     async def _attempt(self, fetch: PartFetch, writer: PartWriter | None) -> None:
         """One GetReadSet/GetReference request, resuming at ``fetch.filled``."""
         source = fetch.file.source
-        stream = await self.backend.open_part(source, fetch.part)
+        stream: PartBody = await self.backend.open_part(source, fetch.part)
         skip = fetch.filled  # the body starts at the part's first byte; we have these already
         received = 0
         try:

@@ -1,6 +1,6 @@
 """Read-ahead on the part path: which parts to fetch before a reader asks for them.
 
-Policy (fuse-anchors.md A3, from dxfuse's prefetcher and Mountpoint's window growth):
+Policy (docs/architecture.md, "Read-ahead"; from dxfuse's prefetcher and Mountpoint's window growth):
 - The first read fetches only its own part. A stream is declared sequential after two in-order
   reads or once it has consumed half of its current part (dxfuse's half-chunk rule).
 - Then the next part is fetched ahead, and the depth doubles each time the reader consumes another
@@ -15,11 +15,16 @@ Policy (fuse-anchors.md A3, from dxfuse's prefetcher and Mountpoint's window gro
   readahead requests concurrently and they can arrive slightly out of order (Mountpoint tolerates
   16 MiB forward and 1 MiB back).
 - All streams share one byte budget and a cap on how many streams prefetch at once, so 32 open
-  files cannot multiply memory by 32 (Mountpoint issues #1326, #566; fuse-anchors.md A5).
+  files cannot multiply memory by 32 (https://github.com/awslabs/mountpoint-s3/issues/1326).
+  A stream is charged for every part of its window, whether that part is still arriving or
+  already cached and waiting for the reader, and a part it gave up (a seek, a close) stays
+  charged until its fetch has finished: what the budget bounds is every prefetched byte the
+  readers have not reached yet, not only the fetches started by the latest read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from omicsfs.backend.models import FileLayout
@@ -67,35 +72,65 @@ class StreamState:
         return list(range(part + 1, last + 1))
 
 
-class ReadAheadBudget:
-    """Bytes of read-ahead granted to each stream, within one total and a stream cap."""
+#: One part of one file: (the file's cache key, part number).
+PartRef = tuple[Hashable, int]
 
-    def __init__(self, total_bytes: int, max_streams: int) -> None:
+
+class ReadAheadBudget:
+    """Bytes of read-ahead charged to each stream, within one total and a stream cap.
+
+    ``arriving`` tells whether a part's fetch is still running; parts a stream no longer wants
+    stay charged (as orphans) until then.
+    """
+
+    def __init__(self, total_bytes: int, max_streams: int, arriving: Callable[[PartRef], bool]) -> None:
         self.total_bytes = total_bytes
         self.max_streams = max_streams
-        self._granted: dict[int, int] = {}
+        self._arriving = arriving
+        self._held: dict[int, dict[PartRef, int]] = {}
+        self._orphans: dict[PartRef, int] = {}
+
+    def _sweep(self) -> None:
+        self._orphans = {ref: size for ref, size in self._orphans.items() if self._arriving(ref)}
 
     @property
     def in_use(self) -> int:
-        return sum(self._granted.values())
+        self._sweep()
+        return sum(sum(held.values()) for held in self._held.values()) + sum(self._orphans.values())
 
     @property
     def streams(self) -> int:
-        return len(self._granted)
+        return len(self._held)
 
-    def grant(self, stream: int, wanted: list[int], part_length: int) -> list[int]:
-        """The prefix of ``wanted`` parts this stream may prefetch now (at least one if it fits)."""
-        self._granted.pop(stream, None)
-        if not wanted:
-            return []
-        if len(self._granted) >= self.max_streams:
-            return []
-        room = self.total_bytes - self.in_use
-        count = min(len(wanted), room // max(1, part_length))
-        if count <= 0:
-            return []
-        self._granted[stream] = count * part_length
-        return wanted[:count]
+    def _let_go(self, held: dict[PartRef, int]) -> None:
+        for ref, size in held.items():
+            if self._arriving(ref):
+                self._orphans[ref] = size
+
+    def grant(
+        self, stream: int, file: Hashable, window: list[int], part_length: Callable[[int], int]
+    ) -> list[int]:
+        """The parts of ``window`` (in order) this stream may have fetched ahead: the ones it
+        already holds, then as many more as the budget has room for."""
+        held = self._held.pop(stream, {})
+        wanted = {(file, part) for part in window}
+        kept = {ref: size for ref, size in held.items() if ref in wanted}
+        self._let_go({ref: size for ref, size in held.items() if ref not in wanted})
+        if window and (kept or len(self._held) < self.max_streams):
+            room = self.total_bytes - self.in_use - sum(kept.values())
+            for part in window:
+                ref = (file, part)
+                if ref in kept:
+                    continue
+                size = part_length(part)
+                if size > room:
+                    break
+                kept[ref] = size
+                room -= size
+        if kept:
+            self._held[stream] = kept
+        return [part for part in window if (file, part) in kept]
 
     def release(self, stream: int) -> None:
-        self._granted.pop(stream, None)
+        """The stream is closed: its parts still arriving stay charged until they have arrived."""
+        self._let_go(self._held.pop(stream, {}))

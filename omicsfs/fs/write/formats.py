@@ -5,7 +5,7 @@ The name decides the read set type (``.bam``, ``.cram``, ``.fastq[.gz]``/``.fq[.
 the CRAM magic, gzip, or a FASTQ ``@``), and for BAM and CRAM the header gives the metadata the
 upload needs before it can be created: the @SQ set (to find the reference) and the first @RG SM
 (the sample). Checking this on the first writes is Mountpoint's tenet "fail early and explicitly"
-(fuse-anchors.md E4): a wrong file fails at its first write, not after a 10 GB copy.
+(README.md, "Tenets"): a wrong file fails at its first write, not after a 10 GB copy.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass
+
+from omicsfs.backend.models import FileType
 
 BAM_MAGIC = b"BAM\x01"
 CRAM_MAGIC = b"CRAM"
@@ -36,7 +38,7 @@ class WriteName:
     """What a created file name asks for."""
 
     read_set_name: str  # the name without extension and mate suffix
-    file_type: str  # BAM | CRAM | FASTQ (a BAM becomes UBAM once its header shows no @SQ)
+    file_type: FileType  # BAM, CRAM or FASTQ (a BAM becomes UBAM once its header shows no @SQ)
     compress: bool  # plain FASTQ: gzipped on the fly, the store keeps FASTQ gzip-only
     mate: int | None  # 1 or 2 for paired FASTQ mates
 
@@ -48,13 +50,13 @@ def parse_name(name: str) -> WriteName | None:
         mate = fastq.group("mate")
         return WriteName(
             read_set_name=fastq.group("base"),
-            file_type="FASTQ",
+            file_type=FileType.FASTQ,
             compress=fastq.group("gz") is None,
             mate=int(mate[-1]) if mate else None,
         )
     aligned = _ALIGNED_NAME.match(name)
     if aligned:
-        return WriteName(aligned.group("base"), aligned.group("ext").upper(), False, None)
+        return WriteName(aligned.group("base"), FileType(aligned.group("ext").upper()), False, None)
     return None
 
 
@@ -62,22 +64,22 @@ def parse_name(name: str) -> WriteName | None:
 class Header:
     """What the first bytes say: the confirmed type and the metadata the upload takes from them."""
 
-    file_type: str  # BAM | UBAM | CRAM | FASTQ
+    file_type: FileType
     references: tuple[tuple[str, int], ...] = ()  # @SQ (name, length), in header order
     sample: str | None = None  # SM of the first @RG line
 
 
-def inspect(file_type: str, head: bytes, complete: bool) -> Header | None:
+def inspect(file_type: FileType, head: bytes, complete: bool) -> Header | None:
     """Reads the header from the stored bytes written so far.
 
     Returns None while more bytes are needed; raises FormatMismatch as soon as the bytes seen
     contradict ``file_type``. ``complete`` says the file has no more bytes (a short file).
     """
-    if file_type == "FASTQ":
+    if file_type is FileType.FASTQ:
         return _inspect_fastq(head, complete)
-    if file_type == "BAM":
+    if file_type is FileType.BAM:
         return _inspect_bam(head, complete)
-    if file_type == "CRAM":
+    if file_type is FileType.CRAM:
         return _inspect_cram(head, complete)
     raise FormatMismatch(f"unsupported file type {file_type}")
 
@@ -109,7 +111,7 @@ def _inspect_fastq(head: bytes, complete: bool) -> Header | None:
         return None if not complete else _mismatch("FASTQ", head)
     if not text.startswith(b"@"):
         raise FormatMismatch(f"expected FASTQ records starting with '@', found {text[:8]!r}")
-    return Header("FASTQ")
+    return Header(FileType.FASTQ)
 
 
 def _mismatch(expected: str, head: bytes) -> Header:
@@ -173,7 +175,7 @@ def _parse_bam_header(data: bytes) -> Header | None:
         offset = end
     if not references:
         references = list(_sq_lines(text))
-    return Header("BAM" if references else "UBAM", tuple(references), _first_sample(text))
+    return Header(FileType.BAM if references else FileType.UBAM, tuple(references), _first_sample(text))
 
 
 def _inspect_cram(head: bytes, complete: bool) -> Header | None:
@@ -188,7 +190,7 @@ def _inspect_cram(head: bytes, complete: bool) -> Header | None:
             raise FormatMismatch("the file ends inside its CRAM header") from None
         return None
     references = tuple(_sq_lines(text))
-    return Header("CRAM", references, _first_sample(text))
+    return Header(FileType.CRAM, references, _first_sample(text))
 
 
 class _Short(Exception):

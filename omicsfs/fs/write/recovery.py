@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 
 from omicsfs.backend.errors import BackendError
-from omicsfs.backend.omics import OmicsBackend
+from omicsfs.backend.interface import Backend
 from omicsfs.fs.write.manager import MOUNT_TAG, SESSION_TAG
 
 log = logging.getLogger(__name__)
 
 
-async def abort_orphans(backend: OmicsBackend, store_ids: list[str], owner: str, session: str) -> int:
+async def abort_orphans(backend: Backend, store_ids: list[str], owner: str, session: str) -> int:
     """Aborts this mount point's uploads from earlier sessions; returns how many."""
     aborted = 0
     for store_id in store_ids:
@@ -27,15 +27,14 @@ async def abort_orphans(backend: OmicsBackend, store_ids: list[str], owner: str,
             log.warning("could not list uploads of store %s to clean up: %s", store_id, error)
             continue
         for upload in uploads:
-            tags = upload.get("tags") or {}
-            if tags.get(MOUNT_TAG) != owner[:256] or tags.get(SESSION_TAG) == session:
+            if upload.tags.get(MOUNT_TAG) != owner[:256] or upload.tags.get(SESSION_TAG) == session:
                 continue
             try:
-                await backend.abort_upload(store_id, upload["uploadId"])
+                await backend.abort_upload(store_id, upload.upload_id)
             except BackendError as error:
-                log.warning("could not abort orphaned upload %s: %s", upload["uploadId"], error)
+                log.warning("could not abort orphaned upload %s: %s", upload.upload_id, error)
                 continue
             aborted += 1
             log.warning("aborted upload %s of %r left by an earlier omicsfs at this mount point",
-                        upload["uploadId"], upload.get("name", ""))  # fmt: skip
+                        upload.upload_id, upload.name)  # fmt: skip
     return aborted

@@ -11,6 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from omicsfs.backend.models import Status, StoredFile, StoreKind
+from omicsfs.fs.catalog import Catalog
+from omicsfs.fs.read.blockcache import BlockCache
+from omicsfs.fs.read.files import cached_file
+
 
 class ReferenceMatchError(ValueError):
     """No reference, or more than one, matches the header; the message names the @SQ set and
@@ -55,3 +60,30 @@ def match_reference(sq: Sequence[tuple[str, int]], candidates: Sequence[Candidat
         f"{len(matches)} references match the header's {describe(sq)}: {listed}; "
         "pass --reference-arn to choose"
     )
+
+
+class ReferenceIndex:
+    """Every ACTIVE reference's contigs in the mounted reference stores, from its .fai read
+    through the block cache once per reference."""
+
+    def __init__(self, catalog: Catalog, cache: BlockCache) -> None:
+        self.catalog = catalog
+        self.cache = cache
+        self._contigs: dict[str, frozenset[tuple[str, int]]] = {}
+
+    async def candidates(self) -> list[Candidate]:
+        found = []
+        for store in await self.catalog.stores(StoreKind.REFERENCE):
+            _, references = await self.catalog.references(store.id)
+            for reference in references.values():
+                if reference.status != Status.ACTIVE:
+                    continue
+                contigs = self._contigs.get(reference.id)
+                if contigs is None:
+                    index = await cached_file(self.catalog, reference, StoredFile.INDEX)
+                    if index is None:
+                        continue
+                    data = await self.cache.read(index, 0, index.layout.content_length)
+                    contigs = self._contigs[reference.id] = parse_fai(data.decode("utf-8", "replace"))
+                found.append(Candidate(reference.arn, reference.name, contigs))
+        return found

@@ -1,8 +1,9 @@
 """One multipart read-set upload: parts go up while the file is still being written.
 
 The HealthOmics Transfer Manager uploads 100 MiB parts concurrently and echoes each part's
-checksum in Complete (research/healthomics-ecosystem.md §1.4); dxfuse caps parts in flight across
-all files at 4 (fuse-anchors.md D1). Here every upload shares one ``PartSlots`` semaphore: a writer
+checksum in Complete (https://github.com/awslabs/aws-healthomics-tools); dxfuse caps parts in
+flight across all files at 4 (docs/architecture.md, "The write path"). Here every upload shares
+one semaphore of part slots: a writer
 whose part cannot get a slot waits in its write() call, which is the back-pressure that keeps
 memory at (parts in flight + one filling buffer per writer) × part size, whatever the file size.
 """
@@ -15,7 +16,8 @@ from typing import Any
 import trio
 
 from omicsfs.backend.errors import BackendError
-from omicsfs.backend.omics import OmicsBackend
+from omicsfs.backend.interface import Backend
+from omicsfs.fs.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -24,30 +26,23 @@ class UploadFailed(Exception):
     """The upload cannot finish; it has been (or is being) aborted. The message says why."""
 
 
-class PartSlots:
-    """Parts in flight across every upload of the mount."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.semaphore = trio.Semaphore(count)
-
-
 class ReadSetUpload:
     """Create at the first part, parts as they fill, Complete or Abort exactly once."""
 
     def __init__(
         self,
-        backend: OmicsBackend,
+        backend: Backend,
         store_id: str,
         fields: dict[str, Any],
-        slots: PartSlots,
-        nursery: trio.Nursery,
+        slots: trio.Semaphore,
+        tasks: TaskGroup,
     ) -> None:
         self.backend = backend
         self.store_id = store_id
         self.fields = fields
+        #: Parts in flight across every upload of the mount.
         self.slots = slots
-        self.nursery = nursery
+        self.tasks = tasks
         self.upload_id: str | None = None
         self.read_set_id: str | None = None
         self.failure: str | None = None
@@ -82,17 +77,17 @@ class ReadSetUpload:
         """Queues the next part of ``source``; returns once it is on its way (or failed)."""
         self._check()
         upload_id = await self._ensure_created()
-        await self.slots.semaphore.acquire()
+        await self.slots.acquire()
         try:
             self._check()
         except BaseException:
-            self.slots.semaphore.release()
+            self.slots.release()
             raise
         number = self._next_part.get(source, 0) + 1
         self._next_part[source] = number
         self._in_flight += 1
         self._idle = trio.Event() if self._in_flight == 1 else self._idle
-        self.nursery.start_soon(self._send, upload_id, source, number, payload)
+        self.tasks.start(self._send, upload_id, source, number, payload)
 
     async def _send(self, upload_id: str, source: str, number: int, payload: bytes) -> None:
         try:
@@ -106,7 +101,7 @@ class ReadSetUpload:
             self.fail(f"part {number} of {source} failed: {error!r}")
         finally:
             del payload
-            self.slots.semaphore.release()
+            self.slots.release()
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
