@@ -248,7 +248,7 @@ class LocalServiceApp:
             await _send_json(send, 200, {}, request_id)
         elif len(parts) == 4 and parts[0] == "replace" and method == "PUT":
             try:
-                doc = workers.replace_read_set_file(self.service, parts[1], parts[2], parts[3], body)
+                doc = await workers.replace_read_set_file(self.service, parts[1], parts[2], parts[3], body)
             except ServiceError as exc:
                 await _send_error(send, exc, request_id)
                 return

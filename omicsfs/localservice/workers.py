@@ -145,16 +145,18 @@ def new_read_set(
     return doc
 
 
-def replace_read_set_file(
+async def replace_read_set_file(
     svc: Service, store_id: str, read_set_id: str, file: str, content: bytes
 ) -> dict[str, Any]:
     """Swaps the stored bytes of one file of an ACTIVE read set (an admin route, for tests).
 
-    The real service re-tiers stored files, and "bitwise equivalence ... isn't preserved", so an
-    S3 object's ETag "may change with each activation cycle"
-    (https://docs.aws.amazon.com/omics/latest/dev/etags-and-provenance.html): the object keeps its
-    key and gets a new ETag and Last-Modified, and GetReadSet serves the new bytes. A download
-    already under way keeps reading the old file, which the rename leaves intact until closed.
+    The real service recompresses stored files as it tiers them ("bitwise equivalence ... isn't
+    preserved", https://docs.aws.amazon.com/omics/latest/dev/sequence-stores.html), so "the Amazon
+    S3 ETag, which is based on bitwise identity, may change"
+    (https://docs.aws.amazon.com/omics/latest/dev/s3-access.html) while the HealthOmics etag,
+    which names the content, stays. Here the object keeps its key and gets a new ETag, size and
+    Last-Modified, GetReadSet serves the new bytes, and the read set's etag is left alone. A
+    download already under way keeps reading the old file, which the rename keeps until closed.
     """
     svc.require("sequenceStore", store_id)
     doc = svc.require("readSet", read_set_id, parent=store_id)
@@ -164,14 +166,21 @@ def replace_read_set_file(
     if info is None:
         raise ResourceNotFoundException(f"Read set {read_set_id} has no {file} file.")
     path = svc.blobs.file("readSet", read_set_id, file)
+    part_size = svc.config.part_size
+    version = await asyncio.to_thread(_write_version, path, content, part_size, svc.now())
+    doc = svc.require("readSet", read_set_id, parent=store_id)  # as it is now, after the await
+    info = doc["files"][file]
+    info.update(contentLength=len(content), totalParts=max(1, math.ceil(len(content) / part_size)))
+    doc.setdefault("_s3Objects", {})[file] = version
+    svc.state.put("readSet", read_set_id, doc, parent=store_id)
+    return doc
+
+
+def _write_version(path: Path, content: bytes, part_size: int, when: str) -> dict[str, str]:
     tmp = tmp_sibling(path)
     tmp.write_bytes(content)
     commit_file(tmp, path)
-    part_size = svc.config.part_size
-    info.update(contentLength=len(content), totalParts=max(1, math.ceil(len(content) / part_size)))
-    doc.setdefault("_s3Objects", {})[file] = object_version(path, part_size, svc.now())
-    svc.state.put("readSet", read_set_id, doc, parent=store_id)
-    return doc
+    return object_version(path, part_size, when)
 
 
 def save_read_set(svc: Service, doc: dict[str, Any], tags: dict[str, str] | None) -> None:

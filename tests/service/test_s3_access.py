@@ -10,10 +10,16 @@ import datetime as dt
 import hashlib
 import json
 import random
+import socket
+import sqlite3
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,8 +152,14 @@ def test_every_file_of_every_type_reads_whole_and_byte_exact(loaded: Loaded, s3:
         assert got["ETag"] == head["ETag"]
         assert got["Body"].read() == stored.content, name
     # Files bigger than a part carry a multipart ETag ("...-N"), as on the real access point.
-    assert expected_etag(loaded.file("BAM/source1").content).endswith(
-        f'-{-(-len(loaded.file("BAM/source1").content) // PART)}"'
+    bam = loaded.file("BAM/source1")
+    parts = -(-len(bam.content) // PART)
+    assert parts > 1
+    assert s3.head_object(Bucket=loaded.bucket, Key=bam.key)["ETag"].endswith(f'-{parts}"')
+    index = loaded.file("BAM/index")
+    assert (
+        s3.head_object(Bucket=loaded.bucket, Key=index.key)["ETag"]
+        == f'"{hashlib.md5(index.content).hexdigest()}"'
     )
 
 
@@ -827,3 +839,73 @@ def test_s3_bandwidth_and_latency_rules_apply_to_getobject(
     assert stats["faults"]["injected"] == {"bandwidth:GetObject": 1}
     assert stats["bytesSent"]["GetObject"] == len(content)
     assert stats["requests"] == {"GetObject": 1, "HeadObject": 1}
+
+
+# --------------------------------------------------------------------------------------------
+# The endpoint
+
+
+def test_serve_prints_both_endpoints_on_the_chosen_host_and_ports(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.2", 0))
+        port = probe.getsockname()[1]
+    running = RunningService(tmp_path / "data", "--host", "127.0.0.2", "--s3-port", str(port))
+    try:
+        assert running.url.startswith("http://127.0.0.2:")
+        assert running.s3_url == f"http://127.0.0.2:{port}"
+        # The two ports route apart: S3 paths on the HealthOmics port are not S3, and back.
+        with pytest.raises(urllib.error.HTTPError) as excinfo:
+            urllib.request.urlopen(f"{running.url}/some-bucket?list-type=2", timeout=30)
+        assert excinfo.value.headers["x-amzn-ErrorType"] == "UnknownOperationException"
+        with pytest.raises(urllib.error.HTTPError) as excinfo:
+            urllib.request.urlopen(f"{running.s3_url}/sequencestore", timeout=30)
+        assert ET.fromstring(excinfo.value.read()).findtext("Code") == "NoSuchBucket"
+    finally:
+        assert running.stop() == 0
+
+
+def test_serve_refuses_a_busy_s3_port(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = ["serve", "--data-dir", str(tmp_path / "data"), "--s3-port", str(port)]
+        done = subprocess.run(
+            [sys.executable, "-m", "omicsfs", *args], capture_output=True, text=True, timeout=120
+        )
+    assert done.returncode == 1
+    assert f"--s3-port {port}" in done.stderr
+    assert "listening" not in done.stdout
+
+
+def test_read_sets_stored_before_the_s3_endpoint_get_their_etags_once(
+    private_service: RunningService, sample: SampleFiles
+) -> None:
+    omics = private_service.client()
+    store = omics.create_sequence_store(name="s3-older")
+    read_set = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM", name="old")
+    private_service.drain()
+    info = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=read_set)["files"]["source1"]
+    bucket, key = split_uri(info["s3Access"]["s3Uri"])
+    content = download(omics, store["id"], read_set)
+    assert private_service.stop() == 0
+    database = private_service.data_dir / "state.sqlite3"
+
+    def stored_versions() -> Any:
+        with closing(sqlite3.connect(database)) as db:
+            (doc,) = db.execute("SELECT doc FROM resources WHERE id = ?", (read_set,)).fetchone()
+            return json.loads(doc).get("_s3Objects")
+
+    with closing(sqlite3.connect(database)) as db, db:  # what an older version left behind
+        (doc,) = db.execute("SELECT doc FROM resources WHERE id = ?", (read_set,)).fetchone()
+        older = {k: v for k, v in json.loads(doc).items() if k != "_s3Objects"}
+        db.execute("UPDATE resources SET doc = ? WHERE id = ?", (json.dumps(older), read_set))
+    assert stored_versions() is None
+    restarted = RunningService(private_service.data_dir)
+    try:
+        s3 = restarted.s3_client()
+        assert s3.head_object(Bucket=bucket, Key=key)["ETag"] == expected_etag(content)
+        assert set(stored_versions()) == {"source1", "index"}
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == content
+    finally:
+        assert restarted.stop() == 0

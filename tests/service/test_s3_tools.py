@@ -2,8 +2,9 @@
 
 Each mounts one store's prefix read-only, as a user would mount a HealthOmics access point, and
 the files it shows must be the store's files, byte for byte what GetReadSet serves. The tools run
-as foreground children; the test waits for the mount table (polled with a deadline), and
-unmounts with fusermount3 in teardown.
+as foreground children without the caller's AWS_* variables (rclone 1.60 refuses a plain-http
+endpoint while AWS_CA_BUNDLE is set); the test waits for the mount table (polled with a
+deadline), and unmounts with fusermount3 in teardown.
 """
 
 from __future__ import annotations

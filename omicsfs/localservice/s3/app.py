@@ -139,17 +139,17 @@ class S3AccessApp:
             raise AccessDenied("Access Denied")
         bucket = find_bucket(self.service, request.bucket)
         if request.operation in ("ListObjectsV2", "ListObjects"):
-            body = self._list(bucket, query, version2=request.operation == "ListObjectsV2")
+            body = await self._list(bucket, query, version2=request.operation == "ListObjectsV2")
             await _send_xml(send, body, request_id)
         elif request.operation == "HeadBucket":
             self._authorize(bucket, LIST_BUCKET, bucket.access_point_arn, {})
             region = str(bucket.store["arn"]).split(":")[3]
             await _send_empty(send, 200, request_id, [(b"x-amz-bucket-region", region.encode())])
         elif request.operation == "GetObjectTagging":
-            obj = self._readable(bucket, request.key, GET_OBJECT_TAGGING)
+            obj = await self._readable(bucket, request.key, GET_OBJECT_TAGGING)
             await _send_xml(send, documents.tagging(object_tags(self.service, bucket, obj)), request_id)
         else:
-            obj = self._readable(bucket, request.key, GET_OBJECT)
+            obj = await self._readable(bucket, request.key, GET_OBJECT)
             if "partNumber" in query:
                 raise NotImplementedByEmulator("GetObject by partNumber is not emulated; use Range.")
             await self._send_object(send, request, bucket, obj, headers, body_fault, request_id)
@@ -174,9 +174,9 @@ class S3AccessApp:
             log.debug("%s on %s: %s", action, resource, decision.value)
             raise AccessDenied("Access Denied")
 
-    def _readable(self, bucket: Bucket, key: str, action: str) -> S3Object:
+    async def _readable(self, bucket: Bucket, key: str, action: str) -> S3Object:
         """The object if the policy allows ``action`` on it and its read set is ACTIVE."""
-        obj = find_object(self.service, bucket, key)
+        obj = await find_object(self.service, bucket, key)
         context = {}
         if obj is not None:
             tags = object_tags(self.service, bucket, obj)
@@ -195,7 +195,7 @@ class S3AccessApp:
 
     # -- answers -----------------------------------------------------------------------------
 
-    def _list(self, bucket: Bucket, query: Mapping[str, str], version2: bool) -> bytes:
+    async def _list(self, bucket: Bucket, query: Mapping[str, str], version2: bool) -> bytes:
         prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
         max_keys = listing.parse_max_keys(query.get("max-keys"))
         encoding = query.get("encoding-type")
@@ -211,7 +211,7 @@ class S3AccessApp:
             url_encoded=encoding == "url",
             owner=self.service.config.account,
         )
-        objects = list_objects(self.service, bucket)
+        objects = await list_objects(self.service, bucket)
         if not version2:
             marker = query.get("marker", "")
             page = listing.page(objects, prefix, delimiter, marker, max_keys)

@@ -14,9 +14,9 @@ bytes do.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,7 @@ def find_bucket(svc: Service, name: str) -> Bucket:
     raise NoSuchBucket("The specified bucket does not exist", BucketName=name)
 
 
-def find_object(svc: Service, bucket: Bucket, key: str) -> S3Object | None:
+async def find_object(svc: Service, bucket: Bucket, key: str) -> S3Object | None:
     """The object at ``key`` whatever its read set's status, or None if no read set has it."""
     rest = key.removeprefix(bucket.prefix)
     if rest == key or not rest.startswith("readSet/"):
@@ -104,17 +104,15 @@ def find_object(svc: Service, bucket: Bucket, key: str) -> S3Object | None:
     doc = svc.state.get("readSet", read_set_id)
     if doc is None or doc.get("sequenceStoreId") != bucket.store["id"]:
         return None
-    return next((obj for obj in _objects_of(svc, bucket, doc) if obj.key == key), None)
+    return next((obj for obj in await _objects_of(svc, bucket, doc) if obj.key == key), None)
 
 
-def list_objects(svc: Service, bucket: Bucket) -> list[S3Object]:
+async def list_objects(svc: Service, bucket: Bucket) -> list[S3Object]:
     """Every reachable object of the bucket, in key order (S3 lists in UTF-8 binary order)."""
-    found = [
-        obj
-        for doc in svc.state.docs("readSet", bucket.store["id"])
-        if doc.get("status") == "ACTIVE"
-        for obj in _objects_of(svc, bucket, doc)
-    ]
+    found = []
+    for doc in svc.state.docs("readSet", bucket.store["id"]):
+        if doc.get("status") == "ACTIVE":
+            found += await _objects_of(svc, bucket, doc)
     return sorted(found, key=lambda obj: obj.key.encode())
 
 
@@ -127,27 +125,32 @@ def object_tags(svc: Service, bucket: Bucket, obj: S3Object) -> dict[str, str]:
     return tags
 
 
-def _objects_of(svc: Service, bucket: Bucket, doc: dict[str, Any]) -> Iterator[S3Object]:
+async def _objects_of(svc: Service, bucket: Bucket, doc: dict[str, Any]) -> list[S3Object]:
     base = f"s3://{bucket.name}/"
-    versions = doc.get("_s3Objects") or {}
+    versions: dict[str, dict[str, str]] = doc.get("_s3Objects") or {}
+    found = []
     for name, info in (doc.get("files") or {}).items():
         uri = str((info.get("s3Access") or {}).get("s3Uri", ""))
         if not uri.startswith(base):
             continue
         path = svc.blobs.file("readSet", doc["id"], name)
-        version = versions.get(name)
+        version: dict[str, str] | None = versions.get(name)
         if version is None:  # ingested before objects carried a version: fix it once
-            version = object_version(path, svc.config.part_size, doc["creationTime"])
+            part_size = svc.config.part_size
+            version = await asyncio.to_thread(object_version, path, part_size, doc["creationTime"])
             _remember_version(svc, doc["id"], name, version)
-        yield S3Object(
-            key=uri.removeprefix(base),
-            read_set=doc,
-            file=name,
-            path=path,
-            size=int(info["contentLength"]),
-            etag=version["etag"],
-            last_modified=parse_timestamp(version["lastModified"], "lastModified"),
+        found.append(
+            S3Object(
+                key=uri.removeprefix(base),
+                read_set=doc,
+                file=name,
+                path=path,
+                size=int(info["contentLength"]),
+                etag=version["etag"],
+                last_modified=parse_timestamp(version["lastModified"], "lastModified"),
+            )
         )
+    return found
 
 
 def _remember_version(svc: Service, read_set_id: str, name: str, version: dict[str, str]) -> None:
