@@ -21,6 +21,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     serve.add_argument("--port", type=int, default=0, help="port (0 picks a free one; default 0)")
+    serve.add_argument("--s3-port", type=int, default=0, help="port of the S3 access endpoint (default 0)")
     serve.add_argument(
         "--part-size",
         type=size,
@@ -66,9 +67,10 @@ def run_serve(args: argparse.Namespace) -> int:
         **{name: value for name, value in tunables.items() if value is not None},
     )
     try:
-        return serve(config, args.host, args.port, faults, args.log_level)
+        return serve(config, args.host, args.port, faults, args.log_level, s3_port=args.s3_port)
     except OSError as exc:
-        print(f"omicsfs serve: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        ports = f"{args.port} / --s3-port {args.s3_port}"
+        print(f"omicsfs serve: cannot listen on {args.host}:{ports}: {exc.strerror}", file=sys.stderr)
         return 1
 
 

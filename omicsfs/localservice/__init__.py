@@ -9,5 +9,7 @@ Where things live:
 - ``processing``: what the service does to uploaded/imported files (format checks, BAI/CRAI/FAI
   indexes, counts, etags) with pysam/htslib.
 - ``jobs``: background workers (upload processing, import/export/activation jobs).
-- ``faults``: reproducible fault injection; ``app``: the ASGI app; ``server``: process lifecycle.
+- ``faults``: reproducible fault injection; ``streaming``: file ranges as response bodies, with
+  the body faults; ``app``: the ASGI app; ``server``: process lifecycle (both endpoints).
+- ``s3/``: the stores' S3 access subset (path-style REST-XML) on the second endpoint.
 """

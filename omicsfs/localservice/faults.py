@@ -1,7 +1,11 @@
 """Reproducible fault injection: one flag line describes a scenario.
 
 Spec: rules separated by ``;``. Each rule is ``KIND[@Op1,Op2,...]=VALUE``; without ``@`` a rule
-applies to every operation. Kinds:
+applies to every operation, the S3 access subset's included. Operations are named as their API
+names them: the HealthOmics ones (``GetReadSet``) and the S3 ones (``GetObject``, ``HeadObject``,
+``ListObjectsV2``, ``ListObjects``, ``GetObjectTagging``, ``HeadBucket``, and the refused writes
+such as ``PutObject``); the two APIs share no name. On the S3 endpoint a throttle is answered as
+``SlowDown`` (503) and an error as ``InternalError`` (500), in S3's XML. Kinds:
 
 ==========  ===============================================================================
 seed=N      seed of the random generator (default 0): the same spec and the same request
@@ -9,8 +13,8 @@ seed=N      seed of the random generator (default 0): the same spec and the same
 throttle=P  ThrottlingException (429) with probability P
 error=P     InternalServerException (500) with probability P
 latency=D   added latency before answering: ``20ms``, ``5-50ms`` (uniform), ``0.1s``
-short=P     data operations only: a part body that is shorter than the part but has a
-            consistent Content-Length (only a client that checks part lengths notices)
+short=P     data operations only: a body that is shorter than the part (or the range) but has
+            a consistent Content-Length (only a client that checks lengths notices)
 cut=P       data operations only: the full Content-Length is declared, the connection closes
             after half the body
 reset=P     data operations only: the connection closes right after the headers; for
@@ -40,7 +44,8 @@ from dataclasses import dataclass, field
 
 from omicsfs.localservice.errors import InternalServerException, ThrottlingException
 
-DATA_OPERATIONS = frozenset({"GetReadSet", "GetReference"})
+#: Operations whose answer is file bytes: the body faults and ``bandwidth`` apply to them.
+DATA_OPERATIONS = frozenset({"GetReadSet", "GetReference", "GetObject"})
 #: Operations a ``reset`` rule also applies to: the upload body is stored, the answer is lost.
 RESET_OPERATIONS = DATA_OPERATIONS | {"UploadReadSetPart"}
 
