@@ -17,6 +17,7 @@ from types import FrameType
 import uvicorn
 
 from omicsfs.localservice.app import LocalServiceApp
+from omicsfs.localservice.connection import ServiceHttpProtocol
 from omicsfs.localservice.context import Service, ServiceConfig
 from omicsfs.localservice.faults import Faults
 
@@ -60,9 +61,10 @@ def serve(config: ServiceConfig, host: str, port: int, faults: Faults, log_level
         log_level=log_level.lower(),
         access_log=False,
         lifespan="on",
-        # One long GetReadSet must not starve the others: keep-alive, big buffers.
+        # One long GetReadSet must not starve the others: keep-alive.
         timeout_keep_alive=60,
-        h11_max_incomplete_event_size=None,
+        # httptools with a bounded request head and errors in the modeled shape (connection.py).
+        http=ServiceHttpProtocol,
     )
     server = _Server(uv_config)
     server.run(sockets=[sock])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.localservice import RunningService
 
 ROLE = "arn:aws:iam::123456789012:role/omics"
 
@@ -15,6 +19,29 @@ def error_of(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
     """(error code, HTTP status) as botocore parsed them."""
     response = excinfo.value.response
     return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def import_reference(service: RunningService, fasta: Path, name: str = "genome") -> str:
+    """Imports a FASTA through a reference import job (as a user would); returns its ARN.
+
+    A BAM or CRAM read set needs one: the service refuses aligned uploads without a referenceArn
+    and fails those whose @SQ contigs the reference does not hold.
+    """
+    omics = service.client()
+    stores = omics.list_reference_stores()["referenceStores"]
+    store_id = stores[0]["id"] if stores else omics.create_reference_store(name="references")["id"]
+    key = f"references-{uuid.uuid4().hex[:10]}/{fasta.name}"
+    target = service.s3_root / "bucket" / key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(fasta, target)
+    started = omics.start_reference_import_job(
+        referenceStoreId=store_id, roleArn=ROLE, sources=[{"sourceFile": f"s3://bucket/{key}", "name": name}]
+    )
+    service.drain()
+    job = omics.get_reference_import_job(referenceStoreId=store_id, id=started["id"])
+    assert job["status"] == "COMPLETED", job
+    reference = omics.get_reference_metadata(referenceStoreId=store_id, id=job["sources"][0]["referenceId"])
+    return str(reference["arn"])
 
 
 def upload_file(
