@@ -73,6 +73,13 @@ class Blobs:
             raise ValidationException(f"S3 URI resolves outside the S3 root: {uri}")
         return path
 
+    def bucket_exists(self, uri: str) -> bool:
+        """Whether the bucket of ``s3://bucket/...`` is a folder of the S3 root. A bucket is what
+        must exist in S3 (writes into a missing one fail with NoSuchBucket); key prefixes
+        ("folders") need not, so only the top level is checked and the rest is created."""
+        first = self.s3_path(uri).relative_to(self.s3_root).parts[:1]
+        return bool(first) and (self.s3_root / first[0]).is_dir()
+
     # -- start-up ----------------------------------------------------------------------------
 
     def sweep_orphans(self, known: Mapping[str, Iterable[str]], live_uploads: Iterable[str]) -> None:

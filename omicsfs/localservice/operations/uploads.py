@@ -35,8 +35,9 @@ _UPLOAD_FIELDS = (
 @operation("CreateMultipartReadSetUpload")
 async def create_upload(svc: Service, call: Call, params: dict[str, Any]) -> dict[str, Any]:
     store = svc.require("sequenceStore", params["sequenceStoreId"])
-    if "referenceArn" in params:
-        workers.require_reference_arn(svc, params["referenceArn"])
+    workers.require_reference_for(
+        svc, params["sourceFileType"], params.get("referenceArn"), "CreateMultipartReadSetUpload"
+    )
     ident = svc.state.new_id("upload")
     doc = {
         "uploadId": ident,
