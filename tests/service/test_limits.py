@@ -281,3 +281,21 @@ def test_a_result_missing_a_required_member_is_a_bug_not_an_answer() -> None:
     assert serialize_output(op, {"readSetId": "1234567890"}) == b'{"readSetId":"1234567890"}'
     with pytest.raises(KeyError, match="readSetId"):
         serialize_output(op, {})
+
+
+@pytest.mark.parametrize(
+    "byte_range",
+    [
+        "bytes=" + "9" * 120 + "-",
+        "bytes=" + "9" * 60 + "-" + "9" * 60,
+        "bytes=\u0661-\u0662",  # Arabic-Indic digits: int() would take them
+        "bytes=+1-2",
+        "bytes=1-2-3",
+        "9" * 128,  # past the model's 127 characters
+    ],
+)
+def test_hostile_range_headers_are_4xx(omics: Any, reference_arn: str, byte_range: str) -> None:
+    store_id, ref_id = reference_arn.split("referenceStore/")[1].split("/reference/")
+    with pytest.raises(ClientError) as excinfo:
+        omics.get_reference(referenceStoreId=store_id, id=ref_id, partNumber=1, range=byte_range)
+    assert error_of(excinfo) in (("ValidationException", 400), ("RangeNotSatisfiableException", 416))

@@ -7,14 +7,17 @@ must end the same way: ACTIVE and FINISHED, or UPLOAD_FAILED and FAILED with the
 from __future__ import annotations
 
 import gzip
+import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pysam
 import pytest
 from botocore.exceptions import ClientError
 
+from omicsfs.localservice.contigs import compute_contigs
 from omicsfs.sampledata import SampleFiles
 from tests.localservice import RunningService
 from tests.service.alignments import Variants, make_variants
@@ -213,3 +216,21 @@ def test_an_upload_whose_reference_was_deleted_meanwhile_fails(tmp_path: Path, s
         assert "reference" in meta["statusMessage"]
     finally:
         service.stop()
+
+
+def test_contig_md5s_are_the_ones_samtools_writes_as_m5(tmp_path: Path) -> None:
+    """Lower-case (soft-masked) bases, Ns, a short last line and CRLF line ends: the MD5 is of the
+    upper-cased bases alone, as ``samtools dict`` computes M5."""
+    fasta = tmp_path / "masked.fasta"
+    fasta.write_bytes(
+        b">one first\r\n" + b"ACGTacgtNN" * 6 + b"\r\n" + b"acgtAC\r\n>two\r\n" + b"NNNNnnnnGATTACA\r\n"
+    )
+    pysam.faidx(str(fasta))
+    computed = {c.name: (c.length, c.md5) for c in compute_contigs(fasta)}
+    dictionary = subprocess.run(["samtools", "dict", str(fasta)], check=True, capture_output=True, text=True)
+    expected = {}
+    for line in dictionary.stdout.splitlines():
+        if line.startswith("@SQ"):
+            tags = dict(field.split(":", 1) for field in line.split("\t")[1:])
+            expected[tags["SN"]] = (int(tags["LN"]), tags["M5"])
+    assert computed == expected == {"one": (66, computed["one"][1]), "two": (15, computed["two"][1])}
