@@ -66,9 +66,14 @@ class Blobs:
         parts = [p for p in rest.split("/") if p]
         if not parts or any(p in (".", "..") for p in parts):
             raise ValidationException(f"S3 URI must not contain '.' or '..' segments: {uri}")
+        if "\0" in rest:  # the model allows any character; no file name holds NUL
+            raise ValidationException("S3 URI must not contain NUL characters")
         path = self.s3_root.joinpath(*parts)
         root = self.s3_root.resolve()
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve()
+        except OSError as exc:  # a symlink loop, say
+            raise ValidationException(f"S3 URI cannot be resolved: {exc.strerror}") from None
         if resolved != root and root not in resolved.parents:
             raise ValidationException(f"S3 URI resolves outside the S3 root: {uri}")
         return path

@@ -22,7 +22,7 @@ from omicsfs.localservice.app import MAX_JSON_BODY
 from omicsfs.localservice.connection import MAX_REQUEST_HEAD
 from omicsfs.localservice.protocol import STORAGE_OPERATIONS, serialize_output, service_model
 from tests.localservice import RunningService
-from tests.service.helpers import error_of
+from tests.service.helpers import ROLE, error_of
 
 LABEL = "1234567890"  # fills every {label} of a URI: a well-formed ID nothing has
 
@@ -299,3 +299,40 @@ def test_hostile_range_headers_are_4xx(omics: Any, reference_arn: str, byte_rang
     with pytest.raises(ClientError) as excinfo:
         omics.get_reference(referenceStoreId=store_id, id=ref_id, partNumber=1, range=byte_range)
     assert error_of(excinfo) in (("ValidationException", 400), ("RangeNotSatisfiableException", 416))
+
+
+@pytest.mark.parametrize(
+    ("key", "refused_at_start"),
+    [("a\u0000b", True), ("a/\u0000/b", True), ("x" * 1024, False), ("/".join(["y" * 255] * 4), False)],
+    ids=["nul", "nul-component", "long-component", "long-path"],
+)
+def test_hostile_s3_keys_never_fail_the_service(
+    service: RunningService, store: dict[str, Any], key: str, refused_at_start: bool
+) -> None:
+    """The model lets an S3 key hold any 1-1024 characters; a file system does not (NUL, names
+    over 255 bytes). Such a key is refused at once (NUL) or fails its item, never a 500."""
+    omics = service.client()
+    source = {
+        "sourceFiles": {"source1": f"s3://bucket/{key}"},
+        "sourceFileType": "FASTQ",
+        "subjectId": "s",
+        "sampleId": "x",
+    }
+    if refused_at_start:
+        with pytest.raises(ClientError) as excinfo:
+            omics.start_read_set_import_job(sequenceStoreId=store["id"], roleArn=ROLE, sources=[source])
+        assert error_of(excinfo) == ("ValidationException", 400)
+    else:
+        started = omics.start_read_set_import_job(sequenceStoreId=store["id"], roleArn=ROLE, sources=[source])
+        service.drain()
+        job = omics.get_read_set_import_job(sequenceStoreId=store["id"], id=started["id"])
+        assert job["sources"][0]["status"] == "FAILED"
+        assert job["sources"][0]["statusMessage"]
+    with pytest.raises(ClientError) as excinfo:
+        omics.start_read_set_export_job(
+            sequenceStoreId=store["id"], destination=f"s3://bucket/{key}/", roleArn=ROLE,
+            sources=[{"readSetId": "1234567890"}],
+        )  # fmt: skip
+    assert error_of(excinfo) == (
+        ("ValidationException", 400) if refused_at_start else ("ResourceNotFoundException", 404)
+    )
