@@ -11,7 +11,9 @@ import http.client
 import json
 import socket
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.message import Message
 from typing import Any
 
 import pytest
@@ -27,34 +29,59 @@ from tests.service.helpers import ROLE, error_of
 LABEL = "1234567890"  # fills every {label} of a URI: a well-formed ID nothing has
 
 
-@pytest.fixture
-def connect(service: RunningService) -> Iterator[Any]:
-    """Opens raw TCP connections to the service; closes them at the end."""
-    address = urllib.parse.urlsplit(service.url)
-    opened: list[socket.socket] = []
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Message
+    document: dict[str, Any]
 
-    def open_one() -> socket.socket:
-        sock = socket.create_connection((address.hostname, address.port), timeout=60)
-        opened.append(sock)
-        return sock
+    def assert_error(self, status: int, code: str) -> None:
+        """The rest-json error shape botocore parses."""
+        assert self.status == status, self
+        assert self.headers["x-amzn-ErrorType"] == code
+        assert self.headers["x-amzn-RequestId"]
+        assert self.document["__type"] == code
+        assert self.document["message"]
+
+
+class Connection:
+    """A raw TCP connection with one buffered reader, so pipelined answers are read one by one."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.sock = socket.create_connection(address, timeout=60)  # a deadline, never a wait
+        self.reader = self.sock.makefile("rb")
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def answer(self) -> Answer:
+        status_line = self.reader.readline()
+        assert status_line, "the connection closed without an answer"
+        headers = http.client.parse_headers(self.reader)
+        body = self.reader.read(int(headers["content-length"]))
+        return Answer(int(status_line.split()[1]), headers, json.loads(body) if body else {})
+
+    def closed(self) -> bool:
+        return self.reader.read(1) == b""
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def connect(service: RunningService) -> Iterator[Callable[[], Connection]]:
+    """Opens raw connections to the service; closes them at the end."""
+    address = urllib.parse.urlsplit(service.url)
+    opened: list[Connection] = []
+
+    def open_one() -> Connection:
+        opened.append(Connection((str(address.hostname), int(address.port or 80))))
+        return opened[-1]
 
     yield open_one
-    for sock in opened:
-        sock.close()
-
-
-def read_response(sock: socket.socket) -> tuple[http.client.HTTPResponse, dict[str, Any]]:
-    """Parses one response (the timeout is a deadline, not a wait) and its JSON body."""
-    response = http.client.HTTPResponse(sock)
-    response.begin()
-    return response, json.loads(response.read())
-
-
-def assert_error_shape(response: http.client.HTTPResponse, document: dict[str, Any], code: str) -> None:
-    assert response.getheader("x-amzn-ErrorType") == code
-    assert response.getheader("x-amzn-RequestId")
-    assert document["__type"] == code
-    assert document["message"]
+    for connection in opened:
+        connection.close()
 
 
 def request(service: RunningService, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, Any]]:
@@ -78,71 +105,72 @@ def request(service: RunningService, method: str, path: str, body: bytes = b"") 
 
 
 def test_a_slow_oversized_header_is_refused_while_others_are_served(
-    service: RunningService, connect: Any
+    service: RunningService, connect: Callable[[], Connection]
 ) -> None:
     omics = service.client()
     slow = connect()
-    slow.sendall(b"POST /sequencestores HTTP/1.1\r\nHost: local\r\nX-Padding: ")
+    slow.send(b"POST /sequencestores HTTP/1.1\r\nHost: local\r\nX-Padding: ")
     sent = 0
     while sent <= MAX_REQUEST_HEAD:  # the header grows 4 KiB at a time and never ends
-        slow.sendall(b"a" * 4096)
+        slow.send(b"a" * 4096)
         sent += 4096
         assert "sequenceStores" in omics.list_sequence_stores()  # answered meanwhile
-    response, document = read_response(slow)
-    assert response.status == 400
-    assert_error_shape(response, document, "ValidationException")
-    assert str(MAX_REQUEST_HEAD) in document["message"]
-    assert slow.recv(1) == b""  # and the connection is closed
+    answer = slow.answer()
+    answer.assert_error(400, "ValidationException")
+    assert str(MAX_REQUEST_HEAD) in answer.document["message"]
+    assert slow.closed()
     omics.list_sequence_stores()
 
 
-def test_a_header_within_the_bound_is_served(service: RunningService, connect: Any) -> None:
-    sock = connect()
-    padding = b"a" * (MAX_REQUEST_HEAD // 2)
-    sock.sendall(
-        b"GET /sequencestore/"
-        + LABEL.encode()
-        + b" HTTP/1.1\r\nHost: l\r\nX-Padding: "
-        + padding
-        + b"\r\n\r\n"
-    )
-    response, document = read_response(sock)
-    assert response.status == 404  # routed and answered: the store does not exist
-    assert_error_shape(response, document, "ResourceNotFoundException")
+HEAD = b"GET /sequencestore/" + LABEL.encode() + b" HTTP/1.1\r\nHost: l\r\nX-Padding: %s\r\n\r\n"
 
 
-def test_a_body_declared_too_large_is_refused_before_it_is_sent(
-    service: RunningService, connect: Any
-) -> None:
-    sock = connect()
-    sock.sendall(
+def test_a_header_within_the_bound_is_served(connect: Callable[[], Connection]) -> None:
+    connection = connect()
+    connection.send(HEAD % (b"a" * (MAX_REQUEST_HEAD // 2)))
+    connection.answer().assert_error(404, "ResourceNotFoundException")  # routed: no such store
+
+
+def test_the_bound_is_per_request_on_a_kept_alive_connection(connect: Callable[[], Connection]) -> None:
+    """Heads add up to far more than the bound over one connection, and pipelined ones arrive
+    together in one packet: each is measured on its own."""
+    connection = connect()
+    head = HEAD % (b"p" * 2000)
+    for _ in range(2 * MAX_REQUEST_HEAD // len(head)):
+        connection.send(head)
+        connection.answer().assert_error(404, "ResourceNotFoundException")
+    connection.send(head * 3)
+    for _ in range(3):
+        connection.answer().assert_error(404, "ResourceNotFoundException")
+
+
+def test_a_body_declared_too_large_is_refused_before_it_is_sent(connect: Callable[[], Connection]) -> None:
+    connection = connect()
+    connection.send(
         b"POST /sequencestores HTTP/1.1\r\nHost: l\r\ncontent-type: application/json\r\n"
         b"content-length: 400000000\r\n\r\n"
     )
-    response, document = read_response(sock)  # not one byte of the 400 MB was sent
-    assert response.status == 413
-    assert_error_shape(response, document, "RequestEntityTooLargeException")
-    assert str(MAX_JSON_BODY) in document["message"]
+    answer = connection.answer()  # not one byte of the 400 MB was sent
+    answer.assert_error(413, "RequestEntityTooLargeException")
+    assert str(MAX_JSON_BODY) in answer.document["message"]
 
 
 def test_a_slow_chunked_body_is_refused_once_past_the_bound_while_others_are_served(
-    service: RunningService, connect: Any
+    service: RunningService, connect: Callable[[], Connection]
 ) -> None:
     omics = service.client()
     slow = connect()
-    slow.sendall(
+    slow.send(
         b"POST /sequencestores HTTP/1.1\r\nHost: l\r\ncontent-type: application/json\r\n"
         b"transfer-encoding: chunked\r\n\r\n"
     )
     chunk = b" " * (1024 * 1024)
     sent = 0
     while sent <= MAX_JSON_BODY:
-        slow.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        slow.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         sent += len(chunk)
         omics.list_sequence_stores()
-    response, document = read_response(slow)
-    assert response.status == 413
-    assert_error_shape(response, document, "RequestEntityTooLargeException")
+    slow.answer().assert_error(413, "RequestEntityTooLargeException")
 
 
 def test_botocore_sees_an_oversized_json_body_as_413(omics: Any) -> None:
