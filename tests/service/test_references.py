@@ -96,6 +96,7 @@ CASES = [
      "2 @SQ contigs are not in the reference: chr1 (LN 50000), chr2 (LN 30000)"),
     ("cram-contigs-not-in-reference", "CRAM", "cram", "small", False, "not in the reference: chr1"),
     ("bam-m5-matches-renamed-contigs", "BAM", "bam_with_m5", "renamed", True, ""),
+    ("cram-m5-matches-renamed-contigs", "CRAM", "cram", "renamed", True, ""),  # htslib decodes by M5
     ("bam-no-m5-renamed-contigs", "BAM", "bam", "renamed", False, "not in the reference: chr1 (LN 50000)"),
     ("bam-same-names-other-m5", "BAM", "bam_with_wrong_m5", "sample", False, "not in the reference: chr1"),
     ("cram-m5-of-other-bases", "CRAM", "cram", "other", False, "not in the reference: chr1 (LN 50000, M5"),
