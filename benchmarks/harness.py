@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 
+from omicsfs.daemon.mounttable import mount_table
 from omicsfs.localservice.process import ServiceProcess
-from omicsfs.mount import mount_table
 
 MIB = 1 << 20
 AWS_ENV = {

@@ -25,8 +25,8 @@ Sections (``--only`` picks some; default all):
     ``--repeats`` times; reported best and median, and mount/raw (target >= 0.9).
 
 ``regions``
-    ``omicsfs.sampledata.make_sample`` (two contigs, chr1 50 kb and chr2 30 kb: fixed there) with
-    enough read pairs for a 20-50 MiB BAM, loaded with ``omicsfs.sampleload.load_sample`` into a
+    ``omicsfs.sample.data.make_sample`` (two contigs, chr1 50 kb and chr2 30 kb: fixed there) with
+    enough read pairs for a 20-50 MiB BAM, loaded with ``omicsfs.sample.load.load_sample`` into a
     service with 4 MiB parts, so the BAM spans many parts. 100 random 10 kb regions (seeded; a
     random contig, a random start inside it) are each counted with ``samtools view -c BAM REGION``
     (one samtools process per query, so a pass includes 100 process starts and 100 index loads).
@@ -95,8 +95,8 @@ import boto3
 import botocore
 from harness import MIB, Mount, Service, log, write_copies
 
-from omicsfs.sampledata import fastq_gzip_member, make_sample
-from omicsfs.sampleload import load_sample, upload
+from omicsfs.sample.data import fastq_gzip_member, make_sample
+from omicsfs.sample.load import load_sample, upload
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"

@@ -6,7 +6,7 @@ Run from the repository root as root (or a user who may mount FUSE)::
 
 Setup: one ``omicsfs serve`` (``--processing-delay 0``, its own temporary data dir) with one
 sequence store, and a FASTQ.gz source file of ``--size-mib`` MiB on local disk (an 8 MiB gzip member
-of seeded random 150 bp records, ``omicsfs.sampledata.fastq_gzip_member``, repeated: a valid
+of seeded random 150 bp records, ``omicsfs.sample.data.fastq_gzip_member``, repeated: a valid
 multi-member gzip). The file is read once before timing, so both sides read it from the page cache.
 
 Each repeat measures, in this order:
@@ -40,7 +40,7 @@ from typing import Any
 
 from harness import MIB, Mount, Service, write_copies
 
-from omicsfs.sampledata import fastq_gzip_member
+from omicsfs.sample.data import fastq_gzip_member
 
 PART = 100 * MIB
 IN_FLIGHT = 4

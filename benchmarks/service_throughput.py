@@ -60,7 +60,7 @@ import boto3
 import botocore
 from harness import MIB, Service, write_copies
 
-from omicsfs.sampledata import fastq_gzip_member
+from omicsfs.sample.data import fastq_gzip_member
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "service_throughput.md"

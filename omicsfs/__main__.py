@@ -1,3 +1,3 @@
-from omicsfs.cli import main
+from omicsfs.cli.main import main
 
 raise SystemExit(main())

@@ -1,14 +1,71 @@
-"""Every tunable of a mount in one place, each default with its reason."""
+"""Every tunable of a mount in one place, each default with its reason.
+
+This is the one home of every default: the command line (omicsfs/cli/) reads its defaults from
+these dataclasses, the demo builds a ``MountConfig()`` directly, and the layers below take the
+sections they need. It imports nothing else from omicsfs, so every layer may depend on it.
+The reasons cite docs/architecture.md, where the lessons behind them are written out.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from omicsfs.backend.omics import BackendLimits
+from typing import Any
 
 MiB = 1 << 20
 GiB = 1 << 30
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff for every HealthOmics call (docs/architecture.md, "Retries").
+
+    About ten attempts with doubling delays follows Mountpoint (10) and dxfuse (3, raised to 10).
+    """
+
+    #: Attempts on throttling, 5xx and broken bodies before a request fails with EIO.
+    attempts: int = 10
+    #: First backoff delay in seconds; it doubles per attempt, with full jitter.
+    base_delay: float = 0.1
+    #: Longest single backoff: long enough to ride out a throttling burst, short enough that a
+    #: reader is not left waiting minutes for one part.
+    max_delay: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("at least one attempt is needed (--retries 1 means no retries)")
+        if not 0 <= self.base_delay <= self.max_delay:
+            raise ValueError("the retry delay must be between 0 and the longest backoff")
+
+
+@dataclass(frozen=True)
+class BackendLimits:
+    """Concurrency and pacing of calls. Defaults are the real service's published quotas
+    (https://docs.aws.amazon.com/omics/latest/dev/service-quotas.html)."""
+
+    #: Metadata and list calls per second (the quota is 5 per second per account).
+    metadata_tps: float = 5.0
+    get_read_set_tps: float = 30.0
+    get_reference_tps: float = 10.0
+    #: Create, Complete and Abort of a multipart upload: the quota is 1 per second each, not
+    #: adjustable; pacing 10% under it absorbs the jitter between sending and arriving, which
+    #: at exactly 1.0 got 9 of 50 back-to-back creates throttled.
+    upload_control_tps: float = 0.9
+    upload_part_tps: float = 10.0
+    #: Worker threads for control-plane calls (lists, metadata, jobs, upload control).
+    control_threads: int = 8
+    #: Part bodies open at once; each pins one pooled HTTP connection for its whole life.
+    data_streams: int = 16
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        rates = (self.metadata_tps, self.get_read_set_tps, self.get_reference_tps,
+                 self.upload_control_tps, self.upload_part_tps)  # fmt: skip
+        if not all(rate > 0 for rate in rates):
+            raise ValueError("rate limits must be positive")
+        if self.control_threads < 1 or self.data_streams < 1:
+            raise ValueError("at least one control thread and one data stream are needed")
 
 
 @dataclass(frozen=True)
@@ -19,28 +76,36 @@ class CacheConfig:
     #: size, so a small read never waits for a whole part and eviction is fine-grained.
     block_size: int = 1 * MiB
     #: Share of the memory budget reserved for index files and the first and last blocks of
-    #: BAM/CRAM files, which htslib reads on every open (fuse-anchors.md A9).
+    #: BAM/CRAM files, which htslib reads on every open (docs/architecture.md, "Hot set").
     hot_fraction: float = 0.125
-    #: Optional disk tier: parts kept on disk (0700) keyed by object ID and etag.
+    #: Optional disk tier: parts kept on disk (0700) keyed by object ID and version.
     disk_dir: Path | None = None
+    #: Cap of the disk tier; least recently used parts go first.
     disk_bytes: int = 20 * GiB
+
+    def __post_init__(self) -> None:
+        if self.memory_bytes < self.block_size:
+            raise ValueError(f"the memory cache must hold at least one {self.block_size >> 10} KiB block")
+        if self.disk_bytes <= 0:
+            raise ValueError("the disk cache size must be positive")
 
 
 @dataclass(frozen=True)
 class ReadAheadConfig:
     #: Parts fetched ahead of a sequential reader grow 1 -> 2 -> 4 (dxfuse doubling, capped).
     max_depth: int = 4
-    #: Bytes of read-ahead reserved across all open files; at most half the memory cache, so
-    #: prefetched parts are not evicted before the reader gets to them (fuse-anchors.md A5).
-    budget_bytes: int = 512 * MiB
+    #: Share of the memory cache that read-ahead may reserve across all open files: at most
+    #: half, so prefetched parts are not evicted before their readers get to them
+    #: (docs/architecture.md, "Read-ahead").
+    budget_fraction: float = 0.5
     #: Streams allowed to prefetch at once (dxfuse allows 10).
     max_streams: int = 8
 
 
 @dataclass(frozen=True)
 class KernelCacheConfig:
-    """Kernel cache timeouts. None is ever zero: a zero TTL makes the kernel re-look-up every
-    entry on every access (Mountpoint fs/config.rs; fuse-anchors.md A7)."""
+    """Kernel cache timeouts. None is ever zero where it could cause a storm: a zero TTL makes
+    the kernel re-look-up every entry on every access (docs/architecture.md, "Kernel caching")."""
 
     #: ACTIVE read sets and references never change, so their entries and attributes are kept
     #: long; deletions are pushed to the kernel with explicit invalidations.
@@ -54,17 +119,19 @@ class KernelCacheConfig:
     #: every entry within microseconds of the readdir (pyfuse3 always answers readdir with
     #: attributes, READDIRPLUS).
     placeholder_attr_timeout: float = 0.0
+    #: Attributes of a file being written change with every write: the kernel keeps them briefly.
+    writing_timeout: float = 1.0
 
 
 @dataclass(frozen=True)
 class WriteConfig:
-    """``--read-write`` and its options (omicsfs/write/)."""
+    """``--read-write`` and its options (omicsfs/fs/write/)."""
 
     enabled: bool = False
     allow_delete: bool = False
-    #: The service's maximum part size (100 MiB, research/healthomics-ecosystem.md §2.4).
+    #: The service's maximum part size (100 MiB), so a file needs the fewest calls.
     part_size: int = 100 * MiB
-    #: Parts uploading at once across all files (dxfuse: 4 in parallel, fuse-anchors.md D1).
+    #: Parts uploading at once across all files (dxfuse: 4 in parallel).
     parts_in_flight: int = 4
     #: How long a closed ``_1`` mate waits for its ``_2`` before it is completed single-end.
     pair_timeout: float = 60.0
@@ -85,7 +152,12 @@ class WriteConfig:
 
 @dataclass(frozen=True)
 class MountConfig:
+    """What the filesystem serves and how; the daemon's own settings are in DaemonConfig."""
+
+    #: Seconds a listing is cached: new and deleted read sets appear within it. Never 0: a TTL
+    #: of 0 would list the store on every access (docs/architecture.md, "Listings").
     listing_ttl: float = 30.0
+    #: Owner of every file; the command line fills in the mounting user.
     uid: int = 0
     gid: int = 0
     sequence_store_ids: tuple[str, ...] = ()
@@ -99,5 +171,35 @@ class MountConfig:
     writes: WriteConfig = field(default_factory=WriteConfig)
 
     def __post_init__(self) -> None:
-        if self.listing_ttl <= 0:
-            raise ValueError("the listing TTL must be positive (a TTL of 0 would list on every access)")
+        if not self.listing_ttl > 0:
+            raise ValueError(
+                "--listing-ttl must be positive (a TTL of 0 would list the store on every access)"
+            )
+
+    @property
+    def read_ahead_budget(self) -> int:
+        """Bytes of read-ahead shared by all streams: a fixed share of the memory cache."""
+        return int(self.cache.memory_bytes * self.read_ahead.budget_fraction)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """How the daemon runs, logs and mounts: options of the process, not of the filesystem."""
+
+    #: INFO shows the explanations users need (archived read sets, refused names, uploads).
+    log_level: str = "INFO"
+    #: Where a detached daemon logs; None: syslog, or a file under the XDG state dir without it.
+    log_file: Path | None = None
+    allow_other: bool = False
+    foreground: bool = False
+
+
+def default_of(cls: type[Any], name: str) -> Any:
+    """The default of dataclass field ``name``: how the command line learns each default."""
+    for item in dataclasses.fields(cls):
+        if item.name == name:
+            if item.default is not dataclasses.MISSING:
+                return item.default
+            if item.default_factory is not dataclasses.MISSING:
+                return item.default_factory()
+    raise KeyError(f"{cls.__name__} has no default for {name}")

@@ -1,9 +1,10 @@
 """The pyfuse3 adapter: each handler calls the core and converts; nothing else lives here.
 
 Every handler goes through ``_guard``, which maps any exception through the one errno table and
-logs it once with the operation, inode and cause. A handler that raised anything but FUSEError
-would end ``pyfuse3.main`` and leave users with "Transport endpoint is not connected"
-(fuse-anchors.md C3), so nothing escapes.
+logs it once with the operation, inode and cause, and counts it by errno in stats.json. A handler
+that raised anything but FUSEError would end ``pyfuse3.main`` and leave users with "Transport
+endpoint is not connected" (README.md, "Tenets"), so nothing escapes; refusals of operations
+omicsfs never supports (rename, link, ...) take the same path.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import stat
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import cast
@@ -20,9 +20,10 @@ import pyfuse3
 import trio
 
 from omicsfs.backend.errors import BackendError
-from omicsfs.core.filesystem import Attr, FileSystem
-from omicsfs.errors import FsError, to_errno
-from omicsfs.stats import Stats
+from omicsfs.fs.attrs import Attr
+from omicsfs.fs.errors import FsError, to_errno
+from omicsfs.fs.filesystem import AttrChange, FileSystem
+from omicsfs.fs.stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class OmicsOperations(pyfuse3.Operations):
         raise AssertionError("unreachable")
 
     async def forget(self, inode_list: Sequence[tuple[pyfuse3.InodeT, int]]) -> None:
-        return  # inode numbers are permanent for the mount (core/filesystem.py InodeTable)
+        return  # inode numbers are permanent for the mount (fs/inodes.py)
 
     async def getattr(self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         async with self._guard("getattr", ino=inode):
@@ -163,7 +164,7 @@ class OmicsOperations(pyfuse3.Operations):
         async with self._guard("getxattr", ino=inode):
             value = (await self.fs.xattrs(inode)).get(os.fsdecode(name))
             if value is None:
-                raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+                raise FsError(pyfuse3.ENOATTR)
             return value.encode()
         raise AssertionError("unreachable")
 
@@ -179,12 +180,12 @@ class OmicsOperations(pyfuse3.Operations):
         data.f_bsize = data.f_frsize = 1 << 17
         # Read-only: honest zero free space. Read-write: the store has no size limit to report,
         # and tools that check free space before writing must not refuse (Mountpoint does the same).
-        data.f_blocks = data.f_bfree = data.f_bavail = (1 << 40) if self.fs.writes.enabled else 0
+        data.f_blocks = data.f_bfree = data.f_bavail = 0 if self.fs.read_only else (1 << 40)
         data.f_files = data.f_ffree = data.f_favail = 0
         data.f_namemax = 255
         return data
 
-    # -- writing (core/writefs.py); on a read-only mount every mutation is EROFS ----------------
+    # -- writing (fs/write/ops.py); on a read-only mount every mutation is EROFS ---------------
 
     async def create(
         self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, mode: int, flags: int,
@@ -222,54 +223,65 @@ class OmicsOperations(pyfuse3.Operations):
         self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
     ) -> None:
         async with self._guard("rmdir", ino=parent_inode, name=name):
-            await self.fs.writes.rmdir(parent_inode, os.fsdecode(name))
+            await self.fs.rmdir(parent_inode, os.fsdecode(name))
 
     async def unlink(
         self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, ctx: pyfuse3.RequestContext
     ) -> None:
         async with self._guard("unlink", ino=parent_inode, name=name):
-            await self.fs.writes.unlink(parent_inode, os.fsdecode(name))
+            await self.fs.unlink(parent_inode, os.fsdecode(name))
 
     async def setattr(
         self, inode: pyfuse3.InodeT, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
         fh: pyfuse3.FileHandleT | None, ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:  # fmt: skip
         async with self._guard("setattr", ino=inode):
-            current = await self.fs.getattr(inode)
-            # Truncating a file being written to the size it already has (O_TRUNC on create) is
-            # the one attribute change that changes nothing.
-            if (
-                fields.update_size
-                and not (
-                    fields.update_mode
-                    or fields.update_uid
-                    or fields.update_gid
-                    or fields.update_atime
-                    or fields.update_mtime
-                    or fields.update_ctime
-                )
-                and attr.st_size == current.size
-                and stat.S_ISREG(current.mode)
-                and current.mode & 0o200
-            ):
-                return _entry(current)  # fmt: skip
-            raise self.fs.writes.refuse("changing attributes (truncate, chmod, chown, utimes)")
+            change = AttrChange(
+                size=attr.st_size if fields.update_size else None,
+                mode=bool(fields.update_mode),
+                owner=bool(fields.update_uid or fields.update_gid),
+                times=bool(fields.update_atime or fields.update_mtime or fields.update_ctime),
+            )
+            return _entry(await self.fs.setattr(inode, change))
         raise AssertionError("unreachable")
 
-    async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(self.fs.writes.refuse("rename").errno)
+    async def _refuse(self, op: str, ino: int, name: bytes | None = None) -> None:
+        async with self._guard(op, ino=ino, name=name):
+            raise self.fs.refuse(op)
 
-    async def link(self, inode, new_parent_inode, new_name, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(self.fs.writes.refuse("link").errno)
+    async def rename(
+        self, parent_inode_old: pyfuse3.InodeT, name_old: pyfuse3.FileNameT, parent_inode_new: pyfuse3.InodeT,
+        name_new: pyfuse3.FileNameT, flags: int, ctx: pyfuse3.RequestContext,
+    ) -> None:  # fmt: skip
+        await self._refuse("rename", parent_inode_old, name_old)
 
-    async def symlink(self, parent_inode, name, target, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(self.fs.writes.refuse("symlink").errno)
+    async def link(
+        self, inode: pyfuse3.InodeT, new_parent_inode: pyfuse3.InodeT, new_name: pyfuse3.FileNameT,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:  # fmt: skip
+        await self._refuse("link", new_parent_inode, new_name)
+        raise AssertionError("unreachable")
 
-    async def mknod(self, parent_inode, name, mode, rdev, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(self.fs.writes.refuse("mknod").errno)
+    async def symlink(
+        self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, target: pyfuse3.FileNameT,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:  # fmt: skip
+        await self._refuse("symlink", parent_inode, name)
+        raise AssertionError("unreachable")
 
-    async def setxattr(self, inode, name, value, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(self.fs.writes.refuse("setxattr").errno)
+    async def mknod(
+        self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT, mode: int, rdev: int,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:  # fmt: skip
+        await self._refuse("mknod", parent_inode, name)
+        raise AssertionError("unreachable")
 
-    async def removexattr(self, inode, name, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(self.fs.writes.refuse("removexattr").errno)
+    async def setxattr(
+        self, inode: pyfuse3.InodeT, name: pyfuse3.XAttrNameT, value: bytes, ctx: pyfuse3.RequestContext
+    ) -> None:
+        await self._refuse("setxattr", inode)
+
+    async def removexattr(
+        self, inode: pyfuse3.InodeT, name: pyfuse3.XAttrNameT, ctx: pyfuse3.RequestContext
+    ) -> None:
+        await self._refuse("removexattr", inode)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from omicsfs.sampledata import SampleFiles, make_sample
+from omicsfs.sample.data import SampleFiles, make_sample
 from tests.localservice import RunningService
 
 

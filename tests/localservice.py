@@ -35,6 +35,19 @@ class RunningService(ServiceProcess):
             config=Config(**{"inject_host_prefix": False, "retries": {"total_max_attempts": 1}, **config}),
         )
 
+    def s3_client(self, **config: Any) -> Any:
+        """boto3's s3 client on the service's S3 access endpoint, path-style, no retries."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_url,
+            region_name="us-west-2",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(
+                **{"s3": {"addressing_style": "path"}, "retries": {"total_max_attempts": 1}, **config}
+            ),
+        )
+
     def admin(self, method: str, route: str, body: bytes | None = None) -> Any:
         request = urllib.request.Request(f"{self.url}/_omicsfs/{route}", data=body, method=method)
         with urllib.request.urlopen(request, timeout=120) as response:

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from omicsfs.mount import mount_table
+from omicsfs.daemon.mounttable import mount_table
 
 TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

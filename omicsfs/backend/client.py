@@ -2,15 +2,19 @@
 
 With ``--endpoint-url``, botocore must not prepend the operations' host prefixes
 (``control-storage-``/``storage-``), or it sends requests to ``control-storage-127.0.0.1``
-(reference/storage-api-digest.md §3). botocore's own retries are off: backend/retry.py owns them.
+(docs/architecture.md, "Talking to HealthOmics"). botocore's own retries are off:
+backend/retry.py owns them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
+
+if TYPE_CHECKING:
+    from types_boto3_omics.client import OmicsClient
 
 
 def make_session(*, region: str | None = None, profile: str | None = None) -> boto3.session.Session:
@@ -19,7 +23,7 @@ def make_session(*, region: str | None = None, profile: str | None = None) -> bo
 
 def make_client(
     session: boto3.session.Session, *, endpoint_url: str | None = None, pool_connections: int = 32
-) -> Any:
+) -> OmicsClient:
     config = Config(
         retries={"total_max_attempts": 1, "mode": "standard"},
         max_pool_connections=pool_connections,

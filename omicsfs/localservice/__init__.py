@@ -10,7 +10,9 @@ Where things live:
   indexes, counts, etags) with pysam/htslib; ``contigs``: a reference's contigs and whether a
   header's @SQ lines are among them.
 - ``jobs``: background workers (upload processing, import/export/activation jobs).
-- ``faults``: reproducible fault injection; ``app``: the ASGI app (bounded bodies);
-  ``connection``: the HTTP protocol (bounded request heads, closing a connection on purpose);
-  ``server``: process lifecycle.
+- ``faults``: reproducible fault injection; ``streaming``: file ranges as response bodies, with
+  the body faults; ``app``: the ASGI app (bounded bodies); ``connection``: the HTTP protocol
+  (bounded request heads, closing a connection on purpose); ``server``: process lifecycle (both
+  endpoints).
+- ``s3/``: the stores' S3 access subset (path-style REST-XML) on the second endpoint.
 """

@@ -14,7 +14,8 @@ soon as the bytes read pass the bound, while other connections keep being served
 head is bounded in ``connection``.
 
 Loopback-only admin routes live under ``/_omicsfs/`` (no model path starts with an underscore):
-request counts, fault control, archiving a read set, holding background processing (``PUT
+request counts (of both endpoints), fault control, archiving a read set, replacing the bytes of
+a read set file (``PUT replace/STORE/READSET/FILE``), holding background processing (``PUT
 processing`` with ``hold`` or ``run``) and waiting for background work (``drain``, which also
 ends a hold).
 """
@@ -24,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -45,8 +45,9 @@ from omicsfs.localservice.errors import (
     ValidationException,
 )
 from omicsfs.localservice.faults import Faults, FaultSpecError
-from omicsfs.localservice.pacing import Pacer
 from omicsfs.localservice.protocol import Router, parse_request, serialize_output, service_model
+from omicsfs.localservice.s3.app import S3AccessApp
+from omicsfs.localservice.streaming import InjectedDisconnect, declared_length, send_stream
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-STREAM_CHUNK = 1024 * 1024
 MAX_JSON_BODY = 32 * 1024 * 1024
 MAX_ADMIN_BODY = 1024 * 1024
 IDEMPOTENT_OPERATIONS = frozenset(
@@ -70,10 +70,6 @@ IDEMPOTENT_OPERATIONS = frozenset(
         "StartReferenceImportJob",
     }
 )
-
-
-class InjectedDisconnect(Exception):
-    """Raised mid-response to drop the connection for a ``cut``/``reset`` fault."""
 
 
 class _HideInjectedDisconnects(logging.Filter):
@@ -104,20 +100,29 @@ class RequestStats:
 
 
 class LocalServiceApp:
-    """ASGI callable serving the 41 storage operations of one Service."""
+    """ASGI callable serving the 41 storage operations of one Service, and its S3 access subset
+    to connections that arrive on one of ``s3_ports`` (the S3 endpoint's own socket)."""
 
-    def __init__(self, service: Service, faults: Faults | None = None) -> None:
+    def __init__(
+        self, service: Service, faults: Faults | None = None, s3_ports: frozenset[int] = frozenset()
+    ) -> None:
         self.service = service
         self.faults = faults or Faults()
         self.router = Router()
         self.stats = RequestStats()
         self.model = service_model()
+        self.s3_ports = s3_ports
+        self.s3 = S3AccessApp(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send)
+            server = scope.get("server") or ("", None)
+            if server[1] in self.s3_ports:
+                await self.s3(scope, receive, send)
+            else:
+                await self._http(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -216,39 +221,17 @@ class LocalServiceApp:
     async def _send_stream(
         self, send: Send, name: str, stream: Stream, fault: str | None, request_id: str
     ) -> None:
-        """Streams a file range from disk in 1 MiB chunks: a 100 MiB part is never in memory."""
-        length = stream.length
-        declared = length // 2 if fault == "short" else length
-        to_send = length // 2 if fault in ("short", "cut") else length
         headers = [
             (b"content-type", b"application/octet-stream"),
-            (b"content-length", str(declared).encode()),
+            (b"content-length", str(declared_length(stream, fault)).encode()),
             (b"x-amzn-requestid", request_id.encode()),
             *((k.lower().encode(), v.encode()) for k, v in stream.headers.items()),
         ]
-        bandwidth = self.faults.bandwidth(name)
-        fd = os.open(stream.path, os.O_RDONLY)
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            if fault == "reset":
-                raise InjectedDisconnect(name)
-            pacer = Pacer(bandwidth) if bandwidth else None
-            offset, remaining = stream.offset, to_send
-            while remaining > 0:
-                chunk = os.pread(fd, min(STREAM_CHUNK, remaining), offset)
-                if not chunk:
-                    break
-                offset += len(chunk)
-                remaining -= len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if pacer is not None:
-                    await pacer.sent(len(chunk))
-            self.stats.bytes_sent[name] += to_send - remaining
-            if fault == "cut":
-                raise InjectedDisconnect(name)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            os.close(fd)
+
+        def count(sent: int) -> None:
+            self.stats.bytes_sent[name] += sent
+
+        await send_stream(send, name, stream, headers, fault, self.faults.bandwidth(name), count)
 
     # -- admin ---------------------------------------------------------------------------------
 
@@ -295,6 +278,13 @@ class LocalServiceApp:
         elif parts == ["drain"] and method == "POST":
             await self.service.drain()
             await _send_json(send, 200, {}, request_id)
+        elif len(parts) == 4 and parts[0] == "replace" and method == "PUT":
+            try:
+                doc = await workers.replace_read_set_file(self.service, parts[1], parts[2], parts[3], body)
+            except ServiceError as exc:
+                await _send_error(send, exc, request_id)
+                return
+            await _send_json(send, 200, {"id": doc["id"], "files": doc["files"]}, request_id)
         elif len(parts) == 3 and parts[0] == "archive" and method == "POST":
             doc = archive_read_set(self.service, parts[1], parts[2])
             await _send_json(send, 200, {"id": doc["id"], "status": doc["status"]}, request_id)

@@ -1,7 +1,12 @@
 """Reproducible fault injection: one flag line describes a scenario.
 
 Spec: rules separated by ``;``. Each rule is ``KIND[@Op1,Op2,...]=VALUE``; without ``@`` a rule
-applies to every operation it can apply to. Kinds:
+applies to every operation it can apply to, the S3 access subset's included. Operations are
+named as their API names them: the HealthOmics ones (``GetReadSet``) and the S3 ones
+(``GetObject``, ``HeadObject``, ``ListObjectsV2``, ``ListObjects``, ``GetObjectTagging``,
+``HeadBucket``, and the refused writes such as ``PutObject``); the two APIs share no name. On the
+S3 endpoint a throttle is answered as ``SlowDown`` (503) and an error as ``InternalError`` (500),
+in S3's XML. Kinds:
 
 ==========  ===============================================================================
 seed=N      seed of the random generator (default 0): the same spec and the same request
@@ -10,17 +15,17 @@ throttle=P  ThrottlingException (429) with probability P
 error=P     InternalServerException (500) with probability P
 latency=D   added latency before answering: ``20ms``, ``5-50ms`` (uniform), ``0.1s``; at most
             600 s (far past any client's read timeout; botocore's default is 60 s)
-short=P     data operations only: a part body that is shorter than the part but has a
-            consistent Content-Length (only a client that checks part lengths notices)
+short=P     data operations only: a body that is shorter than the part (or the range) but has
+            a consistent Content-Length (only a client that checks lengths notices)
 cut=P       data operations only: the full Content-Length is declared, the connection closes
             after half the body
 reset=P     data operations only: the connection closes right after the headers; for
             UploadReadSetPart, after the part was stored and before the answer (the client
             cannot tell whether it arrived, and must upload it again)
-drop=P      any operation: it runs to the end (CompleteMultipartReadSetUpload creates its read
-            set, a Start*Job starts its job), then its answer is lost: the connection closes
-            without a response, as when a proxy drops it. The client cannot tell whether the
-            call took effect and has to find out (issue 13's lost Complete answer)
+drop=P      HealthOmics operations: the operation runs to the end (CompleteMultipartReadSetUpload
+            creates its read set, a Start*Job starts its job), then its answer is lost: the
+            connection closes without a response, as when a proxy drops it. The client cannot
+            tell whether the call took effect and has to find out (issue 13's lost Complete)
 rate=N      ThrottlingException above N requests per second (per operation, sliding 1 s window)
 bandwidth=B data operations only: each response body is paced to B per second, per connection
             (``100MiB``, ``50MB``, ``1.5GiB``, or bytes); see pacing.py
@@ -49,22 +54,25 @@ import re
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from functools import cache
+
+import botocore.session
 
 from omicsfs.localservice.errors import InternalServerException, ThrottlingException
 from omicsfs.localservice.protocol import STORAGE_OPERATIONS
 
-DATA_OPERATIONS = frozenset({"GetReadSet", "GetReference"})
+#: Operations whose answer is file bytes: the body faults and ``bandwidth`` apply to them.
+DATA_OPERATIONS = frozenset({"GetReadSet", "GetReference", "GetObject"})
 #: Operations a ``reset`` rule also applies to: the upload body is stored, the answer is lost.
 RESET_OPERATIONS = DATA_OPERATIONS | {"UploadReadSetPart"}
-#: What a rule may name after ``@``.
-KNOWN_OPERATIONS = frozenset(STORAGE_OPERATIONS)
+HEALTHOMICS_OPERATIONS = frozenset(STORAGE_OPERATIONS)
 #: The kinds that act on a response body, and the operations each can act on.
 _BODY_KINDS: dict[str, frozenset[str]] = {
     "short": DATA_OPERATIONS,
     "cut": DATA_OPERATIONS,
     "reset": RESET_OPERATIONS,
     "bandwidth": DATA_OPERATIONS,
-    "drop": KNOWN_OPERATIONS,
+    "drop": HEALTHOMICS_OPERATIONS,
 }
 MAX_LATENCY = 600.0
 
@@ -219,10 +227,19 @@ class Faults:
         self.injected[f"{kind}:{operation}"] += 1
 
 
+@cache
+def known_operations() -> frozenset[str]:
+    """What a rule may name after ``@``: the HealthOmics storage operations and every S3
+    operation of botocore's ``s3`` model (the S3 endpoint names the ones it refuses too, so rules
+    and counters can name them), plus the two names its router gives that S3's model lacks."""
+    s3_model = botocore.session.get_session().get_service_model("s3")
+    return HEALTHOMICS_OPERATIONS | frozenset(s3_model.operation_names) | {"PostObject", "UnknownMethod"}
+
+
 def _operations(kind: str, text: str, raw: str) -> frozenset[str] | None:
     """The operations after ``@`` (None: all), each a service operation the kind can act on."""
     names = frozenset(o.strip() for o in text.split(",") if o.strip())
-    unknown = sorted(names - KNOWN_OPERATIONS)
+    unknown = sorted(names - known_operations())
     if unknown:
         raise FaultSpecError(f"'{raw}': no operation named {', '.join(unknown)}")
     applicable = _BODY_KINDS.get(kind)

@@ -33,7 +33,8 @@ def _die_with_parent(parent: int) -> None:
 
 
 class ServiceProcess:
-    """A running ``omicsfs serve`` child; ``url`` is its endpoint."""
+    """A running ``omicsfs serve`` child; ``url`` is its HealthOmics endpoint, ``s3_url`` the
+    endpoint of its stores' S3 access subset (path-style)."""
 
     def __init__(
         self,
@@ -63,6 +64,12 @@ class ServiceProcess:
             self.process.wait()
             raise RuntimeError(f"omicsfs serve did not start: {first!r}")
         self.url = first.split()[-1]
+        second = self.process.stdout.readline()
+        if "S3 access listening on http://" not in second:
+            self.process.kill()
+            self.process.wait()
+            raise RuntimeError(f"omicsfs serve printed no S3 endpoint: {second!r}")
+        self.s3_url = second.split()[-1]
         threading.Thread(target=self.process.stdout.read, daemon=True).start()
 
     def stop(self, sig: int = signal.SIGTERM) -> int:

@@ -1,8 +1,11 @@
-"""Running the service as a process: bind, announce the endpoint, serve until a signal.
+"""Running the service as a process: bind, announce the endpoints, serve until a signal.
 
-The socket is bound before uvicorn starts so that ``--port 0`` can be resolved and printed as the
-first line of stdout (``omicsfs local service listening on http://127.0.0.1:PORT``); fixtures
-and scripts read that line instead of guessing ports. uvicorn handles SIGINT/SIGTERM itself:
+Both sockets are bound before uvicorn starts so that ``--port 0`` and ``--s3-port 0`` can be
+resolved and printed: the first line of stdout is ``omicsfs local service listening on
+http://127.0.0.1:PORT`` (the HealthOmics endpoint), the second ``omicsfs local S3 access
+listening on http://127.0.0.1:PORT`` (the stores' S3 access subset, path-style); fixtures and
+scripts read those lines instead of guessing ports. One uvicorn server serves both sockets; the
+app tells them apart by the local port of each connection. uvicorn handles SIGINT/SIGTERM itself:
 it stops accepting, finishes in-flight requests and runs the lifespan shutdown, which cancels
 background work (a restart resumes it).
 """
@@ -50,11 +53,16 @@ def endpoint_url(sock: socket.socket) -> str:
     return f"http://{shown}:{port}"
 
 
-def serve(config: ServiceConfig, host: str, port: int, faults: Faults, log_level: str) -> int:
+def serve(
+    config: ServiceConfig, host: str, port: int, faults: Faults, log_level: str, s3_port: int = 0
+) -> int:
     sock = bind(host, port)
-    url = endpoint_url(sock)
-    app = LocalServiceApp(Service(config), faults)
+    s3_sock = bind(host, s3_port)
+    url, s3_url = endpoint_url(sock), endpoint_url(s3_sock)
+    s3_ports = frozenset({s3_sock.getsockname()[1]})
+    app = LocalServiceApp(Service(config), faults, s3_ports=s3_ports)
     print(f"omicsfs local service listening on {url}", flush=True)
+    print(f"omicsfs local S3 access listening on {s3_url}", flush=True)
     print(f"  data dir: {config.data_dir}  s3 root: {config.s3_root}", flush=True)
     uv_config = uvicorn.Config(
         app,
@@ -64,10 +72,10 @@ def serve(config: ServiceConfig, host: str, port: int, faults: Faults, log_level
         # One long GetReadSet must not starve the others: keep-alive.
         timeout_keep_alive=60,
         # httptools with a bounded request head and errors in the modeled shape (connection.py).
-        http=ServiceHttpProtocol,
+        http=ServiceHttpProtocol.serving(s3_ports),
     )
     server = _Server(uv_config)
-    server.run(sockets=[sock])
+    server.run(sockets=[sock, s3_sock])
     log.info("local service at %s stopped", url)
     return 0
 

@@ -18,9 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from omicsfs.localservice import processing
-from omicsfs.localservice.blobs import copy_file
+from omicsfs.localservice.blobs import commit_file, copy_file, tmp_sibling
 from omicsfs.localservice.context import Service
-from omicsfs.localservice.errors import ResourceNotFoundException, ServiceError, ValidationException
+from omicsfs.localservice.errors import (
+    ConflictException,
+    ResourceNotFoundException,
+    ServiceError,
+    ValidationException,
+)
+from omicsfs.localservice.s3.objects import object_version
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +87,55 @@ def reference_files(svc: Service, arn: str | None) -> processing.ReferenceFiles 
 # Read sets
 
 
+def _one_component(name: str | None, fallback: str) -> str:
+    """Names may hold "/" or be ".."; an object name must stay one path component."""
+    base = (name or "").replace("/", "_").replace("\0", "_").strip()
+    return fallback if base in ("", ".", "..") else base
+
+
 def file_names(doc: dict[str, Any]) -> dict[str, str]:
-    """The object names a read set's files carry in s3Access URIs and exports."""
+    """The names a read set's files get in exports and in the fallback location."""
     ext = FILE_EXTENSIONS[doc["fileType"]]
-    # Names may hold "/" or be ".."; an object name must stay one path component.
-    base = (doc.get("name") or "").replace("/", "_").replace("\0", "_").strip()
-    if base in ("", ".", ".."):
-        base = doc["id"]
+    base = _one_component(doc.get("name"), doc["id"])
     names = {"source1": f"{base}.{ext}"}
     if doc["fileType"] == "FASTQ" and "source2" in doc.get("_sources", []):
         names = {"source1": f"{base}_1.{ext}", "source2": f"{base}_2.{ext}"}
     if doc["fileType"] in INDEX_EXTENSIONS:
         names["index"] = f"{base}.{INDEX_EXTENSIONS[doc['fileType']]}"
     return names
+
+
+def object_names(doc: dict[str, Any]) -> dict[str, str]:
+    """The object names of a read set's files under its S3 access prefix, as the real service
+    gives them (https://docs.aws.amazon.com/omics/latest/dev/s3-access.html, "Amazon S3 URI
+    structure"): an imported file keeps its source's name (``_sourceNames``), with ``_source1``
+    / ``_source2`` inserted before the extension when a FASTQ pair's names are the same; a
+    direct upload is ``<name>_source1.fastq.gz`` (and ``_source2``) for FASTQ and
+    ``<name>.bam`` / ``<name>.cram`` otherwise; the index is the source's name plus ``.bai`` or
+    ``.crai``."""
+    sources = [s for s in ("source1", "source2") if s in doc.get("_sources", ["source1"])]
+    imported = doc.get("_sourceNames") or {}
+    if imported:
+        names = {s: _one_component(imported.get(s), f"{doc['id']}_{s}") for s in sources}
+        if len(sources) == 2 and names["source1"] == names["source2"]:
+            names = {s: _insert_before_extension(names[s], f"_{s}") for s in sources}
+    else:
+        base = _one_component(doc.get("name"), doc["id"])
+        if doc["fileType"] == "FASTQ":
+            names = {s: f"{base}_{s}.fastq.gz" for s in sources}
+        else:
+            names = {"source1": f"{base}.{FILE_EXTENSIONS[doc['fileType']]}"}
+    if doc["fileType"] in INDEX_EXTENSIONS:
+        names["index"] = f"{names['source1']}.{INDEX_EXTENSIONS[doc['fileType']].rsplit('.', 1)[1]}"
+    return names
+
+
+def _insert_before_extension(name: str, text: str) -> str:
+    for ext in (".fastq.gz", ".fq.gz", ".fastq", ".fq"):
+        if name.endswith(ext):
+            return name[: -len(ext)] + text + ext
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}{text}.{ext}" if dot and stem else name + text
 
 
 def new_read_set(
@@ -127,6 +169,44 @@ def new_read_set(
     return doc
 
 
+async def replace_read_set_file(
+    svc: Service, store_id: str, read_set_id: str, file: str, content: bytes
+) -> dict[str, Any]:
+    """Swaps the stored bytes of one file of an ACTIVE read set (an admin route, for tests).
+
+    The real service recompresses stored files as it tiers them ("bitwise equivalence ... isn't
+    preserved", https://docs.aws.amazon.com/omics/latest/dev/sequence-stores.html), so "the Amazon
+    S3 ETag, which is based on bitwise identity, may change"
+    (https://docs.aws.amazon.com/omics/latest/dev/s3-access.html) while the HealthOmics etag,
+    which names the content, stays. Here the object keeps its key and gets a new ETag, size and
+    Last-Modified, GetReadSet serves the new bytes, and the read set's etag is left alone. A
+    download already under way keeps reading the old file, which the rename keeps until closed.
+    """
+    svc.require("sequenceStore", store_id)
+    doc = svc.require("readSet", read_set_id, parent=store_id)
+    if doc["status"] != "ACTIVE":
+        raise ConflictException(f"Read set {read_set_id} is {doc['status']}, not ACTIVE.")
+    info = (doc.get("files") or {}).get(file)
+    if info is None:
+        raise ResourceNotFoundException(f"Read set {read_set_id} has no {file} file.")
+    path = svc.blobs.file("readSet", read_set_id, file)
+    part_size = svc.config.part_size
+    version = await asyncio.to_thread(_write_version, path, content, part_size, svc.now())
+    doc = svc.require("readSet", read_set_id, parent=store_id)  # as it is now, after the await
+    info = doc["files"][file]
+    info.update(contentLength=len(content), totalParts=max(1, math.ceil(len(content) / part_size)))
+    doc.setdefault("_s3Objects", {})[file] = version
+    svc.state.put("readSet", read_set_id, doc, parent=store_id)
+    return doc
+
+
+def _write_version(path: Path, content: bytes, part_size: int, when: str) -> dict[str, str]:
+    tmp = tmp_sibling(path)
+    tmp.write_bytes(content)
+    commit_file(tmp, path)
+    return object_version(path, part_size, when)
+
+
 def save_read_set(svc: Service, doc: dict[str, Any], tags: dict[str, str] | None) -> None:
     with svc.state.transaction():
         svc.state.put("readSet", doc["id"], doc, parent=doc["sequenceStoreId"])
@@ -154,21 +234,23 @@ async def ingest_read_set(svc: Service, doc: dict[str, Any]) -> dict[str, Any]:
         provenance,
         reference_files(svc, doc.get("referenceArn")),
     )
-    names = file_names(doc)
-    files = {}
+    names = object_names(doc)
+    files, versions = {}, {}
+    part_size = svc.config.part_size
+    written = svc.now()
     for name, path in {**sources, **({"index": result.index} if result.index else {})}.items():
         size = path.stat().st_size
-        part_size = svc.config.part_size
         files[name] = {
             "totalParts": max(1, math.ceil(size / part_size)),
             "partSize": part_size,
             "contentLength": size,
             "s3Access": {"s3Uri": f"{store['s3Access']['s3Uri']}readSet/{doc['id']}/{names[name]}"},
         }
+        versions[name] = await asyncio.to_thread(object_version, path, part_size, written)
     info = dict(result.sequence_information)
     if doc.get("_generatedFrom"):
         info["generatedFrom"] = doc["_generatedFrom"]
-    return {"files": files, "etag": result.etag, "sequenceInformation": info}
+    return {"files": files, "etag": result.etag, "sequenceInformation": info, "_s3Objects": versions}
 
 
 async def process_read_set(svc: Service, read_set_id: str) -> None:
@@ -276,12 +358,14 @@ async def run_import_job(svc: Service, job_id: str) -> None:
                 raise ItemFailed("source2 is only accepted for FASTQ.")
             sources["source2"] = _source_path(svc, item["sourceFiles"]["source2"])
         ident = svc.state.new_id("readSet")
+        source_names = {name: item["sourceFiles"][name].rstrip("/").rsplit("/", 1)[-1] for name in sources}
         try:
             for name, path in sources.items():
                 # The same checks as an upload's: plain FASTQ fails here as it does there.
                 await asyncio.to_thread(copy_file, path, svc.blobs.file("readSet", ident, name))
             # An imported read set is listed only once it is ACTIVE.
             draft = new_read_set(svc, ident, job["sequenceStoreId"], item, "IMPORT", list(sources), job["id"])
+            draft["_sourceNames"] = source_names
             fields = await ingest_read_set(svc, draft)
         except BaseException:
             svc.blobs.remove("readSet", ident)

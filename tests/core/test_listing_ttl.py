@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from omicsfs.backend.client import make_client, make_session
-from omicsfs.backend.omics import BackendLimits, OmicsBackend
-from omicsfs.config import MountConfig
-from omicsfs.core.blockcache import BlockCache
-from omicsfs.core.catalog import Catalog
-from omicsfs.core.filesystem import ROOT_INODE, FileSystem
-from omicsfs.core.metastore import MetadataStore
-from omicsfs.stats import Stats
+from omicsfs.backend.omics import OmicsBackend
+from omicsfs.config import BackendLimits, MountConfig
+from omicsfs.fs.filesystem import FileSystem
+from omicsfs.fs.inodes import ROOT_INODE
+from omicsfs.fs.stats import Stats
 from tests.localservice import RunningService
 from tests.mount.builders import fastq_gz
 from tests.mounting import TEST_ENV
@@ -31,17 +30,15 @@ def test_new_and_deleted_read_sets_show_up_after_the_ttl(
     store = omics.create_sequence_store(name="live")
     first = upload_file(omics, store["id"], {"SOURCE1": fastq_gz(5)}, "FASTQ", name="first")
     private_service.drain()
-    now = [1000.0]
+    clock = trio.testing.MockClock()
     invalidated: list[str] = []
 
     async def main() -> None:
         client = make_client(make_session(region="us-west-2", profile=None), endpoint_url=private_service.url)
         stats = Stats()
-        backend = OmicsBackend(client, BackendLimits(metadata_tps=1000), stats)
-        catalog = Catalog(backend, MetadataStore(None), listing_ttl=30, clock=lambda: now[0])
-        config = MountConfig(listing_ttl=30)
-        fs = FileSystem(catalog, BlockCache(backend, config.cache, stats), config, stats,
-                        invalidate=lambda parent, name, ino: invalidated.append(name))  # fmt: skip
+        config = MountConfig(listing_ttl=30, limits=BackendLimits(metadata_tps=1000))
+        backend = OmicsBackend(client, config.limits, stats.backend)
+        fs = FileSystem(config, backend, stats, invalidate=lambda parent, name, ino: invalidated.append(name))
 
         async def names() -> list[str]:
             stores = await fs.lookup(ROOT_INODE, "sequence-stores")
@@ -52,25 +49,25 @@ def test_new_and_deleted_read_sets_show_up_after_the_ttl(
             return listed
 
         assert await names() == ["first.fastq.gz"]
-        lists = stats.api_calls["ListReadSets"]
+        lists = stats.backend.api_calls["ListReadSets"]
         second = await trio.to_thread.run_sync(
             lambda: upload_file(omics, store["id"], {"SOURCE1": fastq_gz(5, seed=2)}, "FASTQ", name="second")
         )
         await trio.to_thread.run_sync(private_service.drain)
-        now[0] += 29
+        clock.jump(29)
         assert await names() == ["first.fastq.gz"]  # within the TTL: cached, no call
-        assert stats.api_calls["ListReadSets"] == lists
-        now[0] += 2
+        assert stats.backend.api_calls["ListReadSets"] == lists
+        clock.jump(2)
         assert await names() == ["first.fastq.gz", "second.fastq.gz"]
-        assert stats.api_calls["ListReadSets"] == lists + 1
+        assert stats.backend.api_calls["ListReadSets"] == lists + 1
 
         await trio.to_thread.run_sync(
             lambda: omics.batch_delete_read_set(sequenceStoreId=store["id"], ids=[first])
         )
         await trio.to_thread.run_sync(private_service.drain)
-        now[0] += 31
+        clock.jump(31)
         assert await names() == ["second.fastq.gz"]
         assert "first.fastq.gz" in invalidated  # the kernel is told to drop the cached entry
         assert second
 
-    trio.run(main)
+    trio.run(main, clock=clock)

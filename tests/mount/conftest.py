@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from omicsfs.sampledata import SampleFiles
-from omicsfs.sampleload import LoadedSample, load_sample
+from omicsfs.sample.data import SampleFiles
+from omicsfs.sample.load import LoadedSample, load_sample
 from tests.localservice import RunningService
 from tests.mounting import Mounted
 
@@ -35,6 +35,7 @@ def mnt(
     mounted = Mounted(tmp_path_factory.mktemp("mnt"), loaded_service.url)
     yield mounted
     assert mounted.stop() == 0
+    assert " ERROR " not in mounted.log, mounted.log  # every test of the module ran on this mount
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omicsfs.sampleload import LoadedSample
+from omicsfs.sample.load import LoadedSample
 from tests.service.helpers import download
 
 #: File name in the store folder -> (read set key in LoadedSample, service file).

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from omicsfs.mount import mount_table
-from omicsfs.sampleload import LoadedSample
+from omicsfs.daemon.mounttable import mount_table
+from omicsfs.sample.load import LoadedSample
 from tests.localservice import RunningService
 from tests.mount.expected import read_set_bytes
 from tests.mounthelper import helper_installed

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from omicsfs.sampleload import LoadedSample
+from omicsfs.sample.load import LoadedSample
 from tests.mount.expected import READ_SET_FILES
 from tests.mounting import Mounted
 

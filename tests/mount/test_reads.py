@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from omicsfs.sampledata import SampleFiles
-from omicsfs.sampleload import LoadedSample
+from omicsfs.sample.data import SampleFiles
+from omicsfs.sample.load import LoadedSample
 from tests.mount.expected import READ_SET_FILES, REFERENCE_FILES, read_set_bytes, reference_bytes
-from tests.mounting import Mounted
 
 
 def run(*args: str | Path) -> str:
@@ -152,7 +151,3 @@ def test_unaligned_bam_reads_match(store_dir: Path, sample: SampleFiles) -> None
     assert run("samtools", "view", store_dir / "NA12878-unaligned.bam") == run(
         "samtools", "view", sample.ubam
     )
-
-
-def test_daemon_logged_no_errors(mnt: Mounted) -> None:
-    assert " ERROR " not in mnt.log, mnt.log

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from omicsfs.sampledata import SampleFiles
-from omicsfs.sampleload import load_sample
+from omicsfs.sample.data import SampleFiles
+from omicsfs.sample.load import load_sample
 from tests.localservice import RunningService
 
 

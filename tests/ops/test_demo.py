@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from omicsfs.mount import mount_table
+from omicsfs.daemon.mounttable import mount_table
 from tests.localservice import env_without_aws
 from tests.mounting import omicsfs
 from tests.procs import pids_with, wait_gone

@@ -6,8 +6,8 @@ import gzip
 import subprocess
 from pathlib import Path
 
-from omicsfs.mount import mount_table
-from omicsfs.sampledata import SampleFiles
+from omicsfs.daemon.mounttable import mount_table
+from omicsfs.sample.data import SampleFiles
 from tests.localservice import env_without_aws
 from tests.mounthelper import helper_installed
 from tests.procs import children, pids_with, wait_gone

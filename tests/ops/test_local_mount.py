@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from omicsfs.mount import mount_table
-from omicsfs.sampledata import SampleFiles
+from omicsfs.daemon.mounttable import mount_table
+from omicsfs.sample.data import SampleFiles
 from tests.localservice import env_without_aws
 from tests.mounting import omicsfs
 from tests.procs import children, cmdline, pids_with, wait_gone

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from omicsfs.mount import mount_table
+from omicsfs.daemon.mounttable import mount_table
 from tests.localservice import env_without_aws
 
 ROOT = Path(__file__).resolve().parents[2]

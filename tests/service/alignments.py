@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pysam
 
-from omicsfs.sampledata import SampleFiles, make_reference
+from omicsfs.sample.data import SampleFiles, make_reference
 
 SAMPLE_CONTIGS = {"chr1": 50_000, "chr2": 30_000}  # make_sample's genome (seed 1)
 

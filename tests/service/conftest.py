@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from omicsfs.sampledata import SampleFiles
+from omicsfs.sample.data import SampleFiles
 from tests.localservice import RunningService
 from tests.service.helpers import import_reference
 

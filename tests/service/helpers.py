@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from omicsfs.sample.data import SampleFiles
 from tests.localservice import RunningService
 
 ROLE = "arn:aws:iam::123456789012:role/omics"
@@ -90,3 +92,58 @@ def download(omics: Any, store_id: str, read_set_id: str, file: str = "SOURCE1")
         assert len(body) == expected, f"part {number}"
         chunks.append(body)
     return b"".join(chunks)
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    read_set: str
+    file: str  # source1, source2, index
+    key: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Loaded:
+    store: dict[str, Any]
+    bucket: str
+    prefix: str  # "<account>/sequenceStore/<id>/"
+    read_sets: dict[str, str]  # BAM, CRAM, FASTQ (a pair), UBAM -> read set ID
+    files: dict[str, StoredFile]  # "BAM/source1", "BAM/index", ... -> the file
+
+    def file(self, name: str) -> StoredFile:
+        return self.files[name]
+
+
+def load_store(service: RunningService, sample: SampleFiles, name: str) -> Loaded:
+    """A store with an uploaded read set of every type, and what GetReadSet serves for each file."""
+    omics = service.client()
+    store = dict(omics.create_sequence_store(name=name, propagatedSetLevelTags=["project"]))
+    sid = store["id"]
+    tags = {"project": "p1", "private": "kept-off-objects"}
+    arn = import_reference(service, sample.reference, f"{name}-genome")
+    read_sets = {
+        "BAM": upload_file(
+            omics, sid, {"SOURCE1": sample.bam}, "BAM", name="NA12878", tags=tags, referenceArn=arn
+        ),
+        "CRAM": upload_file(omics, sid, {"SOURCE1": sample.cram}, "CRAM", name="c", referenceArn=arn),
+        "FASTQ": upload_file(
+            omics, sid, {"SOURCE1": sample.fastq1, "SOURCE2": sample.fastq2}, "FASTQ", name="pair"
+        ),
+        "UBAM": upload_file(omics, sid, {"SOURCE1": sample.ubam}, "UBAM", name="u"),
+    }
+    service.drain()
+    files = {}
+    for label, read_set in read_sets.items():
+        meta = omics.get_read_set_metadata(sequenceStoreId=sid, id=read_set)
+        assert meta["status"] == "ACTIVE"
+        for file, info in meta["files"].items():
+            _, key = split_uri(info["s3Access"]["s3Uri"])
+            content = download(omics, sid, read_set, file.upper())
+            files[f"{label}/{file}"] = StoredFile(read_set, file, key, content)
+    bucket, prefix = split_uri(store["s3Access"]["s3Uri"])
+    return Loaded(store, bucket, prefix, read_sets, files)

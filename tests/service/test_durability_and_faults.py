@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ResponseStre
 
 from omicsfs.localservice.faults import Faults, FaultSpecError
 from omicsfs.localservice.pacing import Pacer
-from omicsfs.sampledata import SampleFiles
+from omicsfs.sample.data import SampleFiles
 from tests.localservice import RunningService
 from tests.service.helpers import download, error_of, import_reference, upload_file
 
@@ -103,6 +103,10 @@ def test_fault_spec_parsing() -> None:
     assert paced.bandwidth("GetReference") == pytest.approx(1.5e9)
     assert paced.bandwidth("ListReadSets") is None  # data operations only
     assert Faults.parse("bandwidth=4096").bandwidth("GetReference") == 4096
+    s3_rules = Faults.parse(
+        "error@HeadObject,PutObject=1;short@GetObject=1/2;throttle@ListObjectsV2=0.5"
+    ).rules
+    assert [r.kind for r in s3_rules] == ["error", "short", "throttle"]  # S3 names are operations too
     drop = Faults.parse("drop@CompleteMultipartReadSetUpload=1/1").rules[0]
     assert (drop.kind, drop.every, drop.operations) == (
         "drop",
@@ -140,6 +144,8 @@ def test_fault_spec_parsing() -> None:
         ("short@ListReadSets=1", "applies only to"),
         ("drop@NoSuchOperation=1", "no operation named"),
         ("seed@GetReadSet=1", "whole spec"),
+        ("drop@GetObject=1", "applies only to"),  # the S3 endpoint loses no answers
+        ("error@GetObjects=1", "no operation named GetObjects"),
     ],
 )
 def test_fault_numbers_and_names_are_validated(spec: str, reason: str) -> None:

@@ -23,7 +23,7 @@ import pysam
 import pytest
 from botocore.exceptions import ClientError
 
-from omicsfs.sampledata import SampleFiles
+from omicsfs.sample.data import SampleFiles
 from tests.localservice import RunningService
 
 ROLE = "arn:aws:iam::123456789012:role/omics"

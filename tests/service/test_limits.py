@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from botocore.exceptions import ClientError
@@ -33,7 +34,8 @@ LABEL = "1234567890"  # fills every {label} of a URI: a well-formed ID nothing h
 class Answer:
     status: int
     headers: Message
-    document: dict[str, Any]
+    document: dict[str, Any]  # a JSON body
+    body: bytes
 
     def assert_error(self, status: int, code: str) -> None:
         """The rest-json error shape botocore parses."""
@@ -59,7 +61,8 @@ class Connection:
         assert status_line, "the connection closed without an answer"
         headers = http.client.parse_headers(self.reader)
         body = self.reader.read(int(headers["content-length"]))
-        return Answer(int(status_line.split()[1]), headers, json.loads(body) if body else {})
+        document = json.loads(body) if body and headers["content-type"] == "application/json" else {}
+        return Answer(int(status_line.split()[1]), headers, document, body)
 
     def closed(self) -> bool:
         return self.reader.read(1) == b""
@@ -70,12 +73,12 @@ class Connection:
 
 
 @pytest.fixture
-def connect(service: RunningService) -> Iterator[Callable[[], Connection]]:
-    """Opens raw connections to the service; closes them at the end."""
-    address = urllib.parse.urlsplit(service.url)
+def connect(service: RunningService) -> Iterator[Callable[..., Connection]]:
+    """Opens raw connections to the service (its S3 endpoint with ``s3=True``); closes them."""
     opened: list[Connection] = []
 
-    def open_one() -> Connection:
+    def open_one(s3: bool = False) -> Connection:
+        address = urllib.parse.urlsplit(service.s3_url if s3 else service.url)
         opened.append(Connection((str(address.hostname), int(address.port or 80))))
         return opened[-1]
 
@@ -120,6 +123,22 @@ def test_a_slow_oversized_header_is_refused_while_others_are_served(
     assert str(MAX_REQUEST_HEAD) in answer.document["message"]
     assert slow.closed()
     omics.list_sequence_stores()
+
+
+def test_the_s3_endpoint_refuses_an_oversized_header_in_s3s_xml(connect: Callable[..., Connection]) -> None:
+    connection = connect(s3=True)
+    connection.send(b"GET /bucket/key HTTP/1.1\r\nHost: l\r\nX-Padding: " + b"a" * MAX_REQUEST_HEAD)
+    answer = connection.answer()
+    assert answer.status == 400
+    error = ElementTree.fromstring(answer.body)
+    assert (error.tag, error.findtext("Code")) == ("Error", "RequestHeaderSectionTooLarge")
+    assert error.findtext("MaxSizeAllowed") == str(MAX_REQUEST_HEAD)
+    assert connection.closed()
+    again = connect(s3=True)  # the endpoint still answers a request of normal size
+    again.send(b"GET /no-such-access-point/key HTTP/1.1\r\nHost: l\r\n\r\n")
+    answered = again.answer()
+    assert answered.status in (403, 404)
+    assert ElementTree.fromstring(answered.body).tag == "Error"
 
 
 HEAD = b"GET /sequencestore/" + LABEL.encode() + b" HTTP/1.1\r\nHost: l\r\nX-Padding: %s\r\n\r\n"

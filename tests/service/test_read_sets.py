@@ -12,7 +12,7 @@ import pysam
 import pytest
 from botocore.exceptions import ClientError
 
-from omicsfs.sampledata import SampleFiles
+from omicsfs.sample.data import SampleFiles
 from tests.localservice import RunningService
 from tests.service.helpers import download, error_of, upload_file
 

@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from omicsfs.localservice.contigs import compute_contigs
-from omicsfs.sampledata import SampleFiles
+from omicsfs.sample.data import SampleFiles
 from tests.localservice import RunningService
 from tests.service.alignments import Variants, make_variants
 from tests.service.helpers import ROLE, error_of, import_reference, upload_file

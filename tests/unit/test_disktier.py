@@ -6,7 +6,7 @@ from pathlib import Path
 
 import trio
 
-from omicsfs.core.disktier import DiskTier
+from omicsfs.fs.read.disktier import DiskTier
 
 
 def test_round_trip_damage_and_cap(tmp_path: Path) -> None:

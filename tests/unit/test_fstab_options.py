@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omicsfs.fstab import HelperError, main, translate
+from omicsfs.cli.fstab import HelperError, main, translate
 
 
 def test_what_mount_passes_by_default_is_a_plain_read_only_mount() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from omicsfs.fstab import install_helper
+from omicsfs.cli.fstab import install_helper
 
 SCRIPT = Path(sysconfig.get_path("scripts")) / "mount.fuse.omicsfs"
 

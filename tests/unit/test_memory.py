@@ -9,7 +9,7 @@ import sys
 # order (as the LRU evicts them); the child prints its RSS in MiB before, at the peak and after.
 _CHILD = """
 import random, sys, threading
-from omicsfs.memory import map_large_blocks_individually
+from omicsfs.daemon.memory import map_large_blocks_individually
 if sys.argv[1] == "fixed":
     assert map_large_blocks_individually()
 def rss():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from omicsfs.core.names import assign_folder_names, assign_names, read_set_suffixes, safe_component
+from omicsfs.fs.names import assign_folder_names, assign_names, read_set_suffixes, safe_component
 
 
 def test_safe_component() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from omicsfs.backend.models import FileLayout
-from omicsfs.core.readahead import ReadAheadBudget, StreamState
+from omicsfs.fs.read.readahead import ReadAheadBudget, StreamState
 
 PART = 100 << 20
 LAYOUT = FileLayout(content_length=20 * PART + 5, part_size=PART, total_parts=21)
@@ -50,11 +50,59 @@ def test_last_part_bounds_the_window() -> None:
     assert stream.observe(18 * PART + 10, READ, LAYOUT, 4) == [20, 21]  # part 19 of 21
 
 
+def _length(part: int) -> int:
+    return LAYOUT.part_length(part)
+
+
 def test_budget_is_shared_and_caps_streams() -> None:
-    budget = ReadAheadBudget(total_bytes=5 * PART, max_streams=2)
-    assert budget.grant(1, [2, 3, 4, 5], PART) == [2, 3, 4, 5]
-    assert budget.grant(2, [8, 9, 10], PART) == [8]
-    assert budget.grant(3, [4], PART) == []  # stream cap
+    arriving: set[tuple[object, int]] = set()
+    budget = ReadAheadBudget(total_bytes=5 * PART, max_streams=2, arriving=arriving.__contains__)
+    assert budget.grant(1, "a", [2, 3, 4, 5], _length) == [2, 3, 4, 5]
+    assert budget.grant(2, "b", [8, 9, 10], _length) == [8]
+    assert budget.grant(3, "c", [4], _length) == []  # stream cap
     budget.release(1)
-    assert budget.grant(3, [4, 5], PART) == [4, 5]
+    assert budget.grant(3, "c", [4, 5], _length) == [4, 5]
     assert budget.in_use == 3 * PART
+
+
+def test_a_stream_keeps_its_window_while_its_parts_are_in_flight() -> None:
+    """The bug the budget had: a stream whose window was all in flight asked for nothing new,
+    dropped its grant, and the next stream took the whole budget."""
+    arriving: set[tuple[object, int]] = set()
+    budget = ReadAheadBudget(total_bytes=5 * PART, max_streams=8, arriving=arriving.__contains__)
+    granted = budget.grant(1, "a", [2, 3, 4, 5], _length)
+    arriving.update(("a", part) for part in granted)
+    assert budget.grant(1, "a", [2, 3, 4, 5], _length) == [2, 3, 4, 5]  # same window, still held
+    assert budget.grant(2, "b", [2, 3, 4, 5], _length) == [2]  # only what is left
+    assert budget.in_use == 5 * PART
+
+
+def test_parts_given_up_stay_charged_until_they_arrive() -> None:
+    arriving: set[tuple[object, int]] = set()
+    budget = ReadAheadBudget(total_bytes=4 * PART, max_streams=8, arriving=arriving.__contains__)
+    arriving.update(("a", part) for part in budget.grant(1, "a", [2, 3, 4, 5], _length))
+    assert budget.grant(1, "a", [], _length) == []  # a seek: the stream wants nothing now
+    assert budget.grant(2, "b", [2, 3], _length) == []  # but parts 2-5 of "a" are still coming
+    arriving.clear()  # they have arrived
+    assert budget.grant(2, "b", [2, 3], _length) == [2, 3]
+
+
+def test_eight_sequential_readers_never_have_more_ahead_than_the_budget() -> None:
+    """The issue's simulation: eight readers, 100 MiB parts, a budget of 5 parts, fetches that
+    never finish. Before the fix, 48 parts (4.8 GiB) ended up outstanding."""
+    layout = FileLayout(content_length=50 * PART, part_size=PART, total_parts=50)
+    arriving: set[tuple[object, int]] = set()
+    budget = ReadAheadBudget(total_bytes=5 * PART, max_streams=8, arriving=arriving.__contains__)
+    streams = {reader: StreamState() for reader in range(8)}
+    offsets = dict.fromkeys(streams, 0)
+    most = 0
+    for _ in range(2000):
+        for reader, stream in streams.items():
+            window = stream.observe(offsets[reader], READ, layout, 4)
+            for part in budget.grant(reader, f"file{reader}", window, layout.part_length):
+                arriving.add((f"file{reader}", part))
+            offsets[reader] += READ
+            ahead = {(f, p) for f, p in arriving if p > offsets[int(str(f)[4:])] // PART + 1}
+            most = max(most, len(ahead))
+    assert most <= 5
+    assert budget.in_use <= 5 * PART

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from omicsfs.sampledata import SampleFiles
-from omicsfs.sampleload import LoadedSample, load_sample
+from omicsfs.sample.data import SampleFiles
+from omicsfs.sample.load import LoadedSample, load_sample
 from tests.localservice import RunningService
 from tests.mounting import Mounted
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from omicsfs.sampledata import SampleFiles
-from omicsfs.sampleload import ROLE_ARN, load_sample, stage
+from omicsfs.sample.data import SampleFiles
+from omicsfs.sample.load import ROLE_ARN, load_sample, stage
 from tests.localservice import RunningService
 from tests.mounting import Mounted
 from tests.write.conftest import open_uploads, read_sets_named, wait_active

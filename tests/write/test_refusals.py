@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from omicsfs.sampledata import SampleFiles
-from omicsfs.sampleload import LoadedSample
+from omicsfs.sample.data import SampleFiles
+from omicsfs.sample.load import LoadedSample
 from tests.mounting import Mounted
 from tests.write.conftest import open_uploads, read_sets_named
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from omicsfs.sampledata import SampleFiles
-from omicsfs.sampleload import LoadedSample
-from omicsfs.statscli import read_stats, render
+from omicsfs.cli.stats import read_stats, render
+from omicsfs.sample.data import SampleFiles
+from omicsfs.sample.load import LoadedSample
 from tests.mounting import Mounted
 from tests.write.conftest import open_uploads, read_sets_named, wait_active
 

@@ -1,0 +1,77 @@
+"""What the filesystem needs from HealthOmics, as a protocol.
+
+``OmicsBackend`` (backend/omics.py) implements it with boto3 against the real service or the
+local one; the unit tests implement it in memory (tests/fakes/backend.py), so the filesystem's
+logic runs in-process, in seconds, with a fake clock. Nothing above backend/ names a boto3 type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import trio
+
+from omicsfs.backend.models import (
+    JobKind,
+    JobSummary,
+    ObjectFiles,
+    PartSource,
+    ReadSetSummary,
+    ReferenceSummary,
+    StoreKind,
+    StoreSummary,
+    UploadSummary,
+)
+from omicsfs.backend.stats import BackendStats
+
+T = TypeVar("T")
+
+
+class PartBody(Protocol):
+    """An open part body, read chunk by chunk; closing it returns (or drops) the connection."""
+
+    async def read(self) -> bytes:
+        """The next chunk; empty at the end of the body."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    stats: BackendStats
+    #: Held for a part fetch's whole life: each open body pins one pooled connection.
+    data_streams: trio.Semaphore
+
+    async def retrying(self, operation: str, attempt_once: Callable[[], Awaitable[T]]) -> T: ...
+
+    # -- listings and metadata (the control plane) --
+    async def list_stores(self, kind: StoreKind) -> list[StoreSummary]: ...
+    async def get_store(self, kind: StoreKind, store_id: str) -> StoreSummary: ...
+    async def list_read_sets(self, store_id: str) -> list[ReadSetSummary]: ...
+    async def get_read_set_metadata(
+        self, store_id: str, read_set_id: str
+    ) -> tuple[ReadSetSummary, ObjectFiles]: ...
+    async def list_references(self, store_id: str) -> list[ReferenceSummary]: ...
+    async def get_reference_metadata(
+        self, store_id: str, reference_id: str
+    ) -> tuple[ReferenceSummary, ObjectFiles]: ...
+    async def list_jobs(self, store_kind: StoreKind, store_id: str, kind: JobKind) -> list[JobSummary]: ...
+    async def get_job(
+        self, store_kind: StoreKind, store_id: str, kind: JobKind, job_id: str
+    ) -> dict[str, Any]: ...
+
+    # -- data --
+    async def open_part(self, source: PartSource, part_number: int) -> PartBody:
+        """One attempt at opening a part body (the caller retries: it resumes mid-part)."""
+        ...
+
+    # -- uploads and deletion --
+    async def create_upload(self, store_id: str, fields: dict[str, Any]) -> str: ...
+    async def upload_part(
+        self, store_id: str, upload_id: str, source: str, number: int, payload: bytes
+    ) -> str: ...
+    async def complete_upload(self, store_id: str, upload_id: str, parts: list[dict[str, Any]]) -> str: ...
+    async def abort_upload(self, store_id: str, upload_id: str) -> None: ...
+    async def list_uploads(self, store_id: str) -> list[UploadSummary]: ...
+    async def delete_read_set(self, store_id: str, read_set_id: str) -> None: ...

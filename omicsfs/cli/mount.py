@@ -1,0 +1,215 @@
+"""``omicsfs mount`` and ``omicsfs unmount``: from command-line flags to a running mount.
+
+Flags left out keep their config defaults (omicsfs/config.py): the parser's own default for
+every tunable is None, and only the flags given are passed to the dataclasses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from omicsfs.cli.options import LOG_LEVELS, default_help, size
+from omicsfs.config import (
+    BackendLimits,
+    CacheConfig,
+    DaemonConfig,
+    MountConfig,
+    RetryPolicy,
+    WriteConfig,
+)
+from omicsfs.daemon.checks import MountError, Target, check_fuse, check_mountpoint, check_service
+from omicsfs.daemon.detach import start_daemon
+from omicsfs.daemon.logs import configure_logging
+from omicsfs.daemon.mounttable import UnmountError, unmount
+from omicsfs.daemon.run import fuse_options, run_foreground
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    mount = commands.add_parser("mount", help="mount HealthOmics stores as folders")
+    add_mount_arguments(mount)
+    unmount_parser = commands.add_parser("unmount", help="unmount an omicsfs mount")
+    unmount_parser.add_argument("mountpoint", type=Path)
+
+
+def add_mount_arguments(mount: argparse.ArgumentParser) -> None:
+    mount.add_argument("mountpoint", type=Path, help="an empty folder")
+    mount.add_argument("--endpoint-url", help="service URL (a local service); turns host prefixes off")
+    mount.add_argument(
+        "--local", type=Path, metavar="DATA_DIR", help="serve this local data dir privately while mounted"
+    )
+    mount.add_argument("--region", help="AWS region (default: the standard AWS chain)")
+    mount.add_argument("--profile", help="AWS profile (default: the standard AWS chain)")
+    mount.add_argument("--foreground", action="store_true", help="stay in the foreground (for systemd)")
+    mount.add_argument(
+        "--cache-size",
+        type=size,
+        help=default_help("memory cache bytes", CacheConfig, "memory_bytes", as_size=True),
+    )
+    mount.add_argument("--cache-dir", type=Path, help="disk cache and persisted metadata (default: none)")
+    mount.add_argument(
+        "--cache-dir-size", type=size,
+        help=default_help("cap of the disk cache", CacheConfig, "disk_bytes", as_size=True),
+    )  # fmt: skip
+    mount.add_argument("--uid", type=int, help="owner of every file (default: the mounting user)")
+    mount.add_argument("--gid", type=int, help="group of every file (default: the mounting user's)")
+    mount.add_argument("--allow-other", action="store_true", help="let other users see the mount")
+    mount.add_argument(
+        "--sequence-store", action="append", default=[], metavar="ID", help="show only these sequence stores"
+    )
+    mount.add_argument(
+        "--reference-store", action="append", default=[], metavar="ID", help="only these reference stores"
+    )
+    mount.add_argument(
+        "--listing-ttl",
+        type=float,
+        help=default_help("seconds listings are cached, > 0", MountConfig, "listing_ttl"),
+    )
+    mount.add_argument(
+        "--metadata-tps", type=float,
+        help=default_help("metadata/list calls per second", BackendLimits, "metadata_tps"),
+    )  # fmt: skip
+    mount.add_argument(
+        "--retries",
+        type=int,
+        help=default_help("attempts on throttling/5xx before EIO", RetryPolicy, "attempts"),
+    )
+    mount.add_argument(
+        "--retry-delay",
+        type=float,
+        help=default_help("first backoff delay, seconds", RetryPolicy, "base_delay"),
+    )
+    writing = mount.add_argument_group("writing (--read-write)")
+    writing.add_argument(
+        "--read-write", action="store_true", help="files copied into a sequence store become read sets"
+    )
+    writing.add_argument("--allow-delete", action="store_true", help="rm of a read set file deletes it")
+    writing.add_argument(
+        "--part-size",
+        type=size,
+        help=default_help("upload part size (at most 100M)", WriteConfig, "part_size", as_size=True),
+    )
+    writing.add_argument(
+        "--parts-in-flight", type=int,
+        help=default_help("parts uploading at once, all files", WriteConfig, "parts_in_flight"),
+    )  # fmt: skip
+    writing.add_argument(
+        "--pair-timeout", type=float,
+        help=default_help("seconds a closed _1 mate waits for its _2 before it is completed single-end",
+                          WriteConfig, "pair_timeout"),
+    )  # fmt: skip
+    writing.add_argument("--sample-id", help="sampleId when the header and folder give none")
+    writing.add_argument("--subject-id", help="subjectId when the folder gives none")
+    writing.add_argument("--reference-arn", help="referenceArn of BAM/CRAM uploads (default: by @SQ)")
+    writing.add_argument("--generated-from", help="generatedFrom of every upload")
+    writing.add_argument("--description", help="description of every upload")
+    mount.add_argument(
+        "--log-level", choices=LOG_LEVELS, type=str.upper, default=DaemonConfig.log_level,
+        help=default_help("log level", DaemonConfig, "log_level"),
+    )  # fmt: skip
+    mount.add_argument("--log-file", help="log here when detached (default: syslog)")
+    mount.add_argument(
+        "-o", dest="fuse_options", action="append", default=[], metavar="OPTIONS", help="extra FUSE options"
+    )
+    mount.add_argument("--notify-fd", type=int, help=argparse.SUPPRESS)
+    mount.add_argument("--syslog", action="store_true", help=argparse.SUPPRESS)
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """Only the flags the user gave: the rest keep the dataclass defaults."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def config_from_args(args: argparse.Namespace) -> MountConfig:
+    """The mount's configuration; ValueError (worded for the user) for an impossible one."""
+    cache_dir: Path | None = args.cache_dir.resolve() if args.cache_dir else None
+    if args.allow_delete and not args.read_write:
+        raise ValueError("--allow-delete needs --read-write")
+    return MountConfig(
+        uid=os.getuid() if args.uid is None else args.uid,
+        gid=os.getgid() if args.gid is None else args.gid,
+        sequence_store_ids=tuple(args.sequence_store),
+        reference_store_ids=tuple(args.reference_store),
+        cache=CacheConfig(
+            **_given(memory_bytes=args.cache_size, disk_bytes=args.cache_dir_size),
+            disk_dir=cache_dir / "parts" if cache_dir else None,
+        ),
+        limits=BackendLimits(
+            **_given(metadata_tps=args.metadata_tps),
+            retry=RetryPolicy(**_given(attempts=args.retries, base_delay=args.retry_delay)),
+        ),
+        metadata_dir=cache_dir,
+        writes=WriteConfig(
+            enabled=args.read_write,
+            allow_delete=args.allow_delete,
+            sample_id=args.sample_id,
+            subject_id=args.subject_id,
+            reference_arn=args.reference_arn,
+            generated_from=args.generated_from,
+            description=args.description,
+            **_given(
+                part_size=args.part_size, parts_in_flight=args.parts_in_flight, pair_timeout=args.pair_timeout
+            ),
+        ),
+        **_given(listing_ttl=args.listing_ttl),
+    )
+
+
+def extra_fuse_options(args: argparse.Namespace) -> list[str]:
+    return [option for group in args.fuse_options for option in group.split(",") if option]
+
+
+def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
+    configure_logging(args.log_level, syslog=args.syslog)
+    mountpoint = str(args.mountpoint.resolve())
+    extra = extra_fuse_options(args)
+    target = Target(endpoint_url=args.endpoint_url, region=args.region, profile=args.profile)
+    try:
+        try:
+            config = config_from_args(args)
+        except ValueError as exc:
+            raise MountError(str(exc)) from None
+        if args.cache_dir:
+            args.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if args.notify_fd is None:  # the checks run once, in the process the user started
+            check_fuse(args.allow_other)
+            check_mountpoint(args.mountpoint.resolve(), nonempty="nonempty" in extra)
+            check_service(target, config.limits)
+        if not args.foreground:
+            start_daemon(daemon_argv(argv), args.log_file)
+            return 0
+        options = fuse_options(not args.read_write, args.allow_other, extra)
+        return run_foreground(config, target, mountpoint, options, args.notify_fd)
+    except MountError as exc:
+        return report_failure(args, exc)
+
+
+def report_failure(args: argparse.Namespace, exc: Exception) -> int:
+    """One line for the user, also sent up the notify pipe when we are the detached daemon (the
+    caller waiting on it prints it and exits non-zero); returns the exit status, 1."""
+    if args.notify_fd is not None:
+        os.write(args.notify_fd, f"omicsfs mount: {exc}\n".encode())
+    print(f"omicsfs mount: {exc}", file=sys.stderr)
+    return 1
+
+
+def daemon_argv(argv: list[str]) -> list[str]:
+    """The user's own arguments, with the mount point made absolute (the child runs in /)."""
+    result = []
+    for item in argv:
+        result.append(
+            os.path.abspath(item) if item and os.path.isdir(item) and not item.startswith("-") else item
+        )
+    return result
+
+
+def run_unmount(args: argparse.Namespace) -> int:
+    try:
+        unmount(str(args.mountpoint.resolve()))
+    except UnmountError as exc:
+        print(f"omicsfs unmount: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,134 @@
+"""The daemon's life: build the filesystem, mount it, serve until a signal, unmount cleanly.
+
+This is where the parts meet: the boto3 client and backend, the persisted metadata and disk
+tier under ``--cache-dir``, the filesystem (omicsfs/fs/), the pyfuse3 adapter (fuse_ops.py) and
+the signal handlers. Everything here runs inside the daemon process; the checks that run in the
+user's process before it starts are in checks.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pyfuse3
+import trio
+
+from omicsfs.backend.client import make_client, make_session
+from omicsfs.backend.omics import OmicsBackend
+from omicsfs.config import MountConfig
+from omicsfs.daemon.checks import MountError, Target
+from omicsfs.daemon.memory import map_large_blocks_individually
+from omicsfs.daemon.sdnotify import notify
+from omicsfs.daemon.signals import handle_signals
+from omicsfs.fs.filesystem import FileSystem
+from omicsfs.fs.metastore import MetadataStore
+from omicsfs.fs.read.disktier import DiskTier
+from omicsfs.fs.stats import Stats
+from omicsfs.fuse_ops import OmicsOperations
+
+log = logging.getLogger(__name__)
+
+
+def fuse_options(read_only: bool, allow_other: bool, extra: list[str]) -> set[str]:
+    options = {"fsname=omicsfs", "subtype=omicsfs", "default_permissions"}
+    if read_only:
+        options.add("ro")
+    if allow_other:
+        options.add("allow_other")
+    options.update(option for option in extra if option and option != "nonempty")
+    return options
+
+
+def _raise_readahead(mountpoint: str) -> None:
+    """Lets the kernel read ahead 1 MiB on this mount (default 128 KiB): htslib reads in 32 KiB
+    pieces, and kernel readahead is what turns them into large FUSE reads (docs/architecture.md,
+    "Kernel caching"). Needs root; best effort."""
+    try:
+        device = os.stat(mountpoint).st_dev
+        path = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
+        path.write_text("1024")
+    except OSError as exc:
+        log.debug("could not raise kernel readahead on %s: %s", mountpoint, exc)
+
+
+def _invalidate(parent: int, name: str, ino: int) -> None:
+    try:
+        pyfuse3.invalidate_entry_async(
+            pyfuse3.InodeT(parent), pyfuse3.FileNameT(os.fsencode(name)), deleted=pyfuse3.InodeT(ino),
+            ignore_enoent=True,
+        )  # fmt: skip
+    except Exception:  # the kernel may already have dropped it
+        log.debug("invalidating %s failed", name, exc_info=True)
+
+
+async def run_filesystem(
+    config: MountConfig,
+    target: Target,
+    mountpoint: str,
+    options: set[str],
+    on_ready: Callable[[], None] = lambda: None,
+) -> None:
+    """Mounts ``mountpoint`` and serves it until unmounted or signalled."""
+    stats = Stats()
+    session = make_session(region=target.region, profile=target.profile)
+    limits = config.limits
+    client = make_client(
+        session,
+        endpoint_url=target.endpoint_url,
+        pool_connections=limits.data_streams + limits.control_threads,
+    )
+    backend = OmicsBackend(client, limits, stats.backend)
+    metastore = MetadataStore(config.metadata_dir)
+    disk = None
+    if config.cache.disk_dir is not None:
+        disk = DiskTier(config.cache.disk_dir, config.cache.disk_bytes, config.cache.block_size)
+        await trio.to_thread.run_sync(disk.scan)
+    fs = FileSystem(
+        config, backend, stats, mountpoint=mountpoint, invalidate=_invalidate, disk=disk, metastore=metastore
+    )
+    operations = OmicsOperations(fs, stats)
+    budget = config.read_ahead_budget
+    log.info(
+        "mounting %s: memory cache %d MiB, read-ahead budget %d MiB (%d streams), worst case %d MiB",
+        mountpoint, config.cache.memory_bytes >> 20, budget >> 20, config.read_ahead.max_streams,
+        (budget + config.cache.memory_bytes) >> 20,
+    )  # fmt: skip
+    pyfuse3.init(operations, mountpoint, options)
+    try:
+        async with trio.open_nursery() as nursery:
+            fs.tasks.attach(nursery)
+            if fs.writes is not None:
+                fs.tasks.start(fs.writes.clean_up_orphans)
+            await nursery.start(handle_signals, fs.catalog)  # handlers are in place before we say ready
+            threading.Thread(target=_raise_readahead, args=(mountpoint,), daemon=True).start()
+            on_ready()
+            await pyfuse3.main()
+            if fs.writes is not None:
+                await fs.writes.shutdown()
+            nursery.cancel_scope.cancel()
+    finally:
+        pyfuse3.close(unmount=True)
+        metastore.close()
+        log.info("unmounted %s", mountpoint)
+
+
+def run_foreground(
+    config: MountConfig, target: Target, mountpoint: str, options: set[str], notify_fd: int | None = None
+) -> int:
+    def ready() -> None:
+        log.info("omicsfs is mounted at %s", mountpoint)
+        notify("READY=1")  # under systemd (Type=notify): the unit is up once the folder is mounted
+        if notify_fd is not None:
+            os.write(notify_fd, b"ok\n")
+            os.close(notify_fd)
+
+    map_large_blocks_individually()
+    try:
+        trio.run(run_filesystem, config, target, mountpoint, options, ready)
+    except RuntimeError as exc:  # pyfuse3.init: fuse_session_mount failed
+        raise MountError(f"mounting {mountpoint} failed: {exc}") from None
+    return 0

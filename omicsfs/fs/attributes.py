@@ -1,0 +1,143 @@
+"""``stat`` of every kind of node: sizes, modes, times and how long the kernel may keep them.
+
+Sizes of read set and reference files come from their metadata, which ListReadSets does not
+carry. ``readdir`` therefore answers with placeholders the kernel must not cache
+(KernelCacheConfig.placeholder_attr_timeout) and the first real ``stat`` in a folder that was
+just listed fetches every sibling's metadata at once, paced by the backend, so ``ls -l`` costs
+one concurrent sweep rather than one call per file in sequence (docs/architecture.md, "Listings").
+"""
+
+from __future__ import annotations
+
+import errno
+import stat
+import time
+from collections.abc import Callable
+
+import trio
+
+from omicsfs.backend.models import JobSummary, Status, Summary
+from omicsfs.config import MountConfig
+from omicsfs.fs.attrs import Attr, Owner
+from omicsfs.fs.catalog import Catalog
+from omicsfs.fs.errors import FsError
+from omicsfs.fs.nodes import (
+    FOLDER_TYPES,
+    LINK_TYPES,
+    JobFile,
+    Node,
+    ObjectFile,
+    StatsFile,
+    StoreFolder,
+    WritingFile,
+)
+from omicsfs.fs.tasks import TaskGroup
+from omicsfs.fs.tree import Tree
+from omicsfs.fs.write.ops import WriteOps
+
+
+class Attributes:
+    def __init__(
+        self, tree: Tree, catalog: Catalog, config: MountConfig, owner: Owner, tasks: TaskGroup,
+        writes: WriteOps | None, stats_size: Callable[[], int],
+    ) -> None:  # fmt: skip
+        self.tree = tree
+        self.catalog = catalog
+        self.config = config
+        self.owner = owner
+        self.tasks = tasks
+        self.writes = writes
+        self.stats_size = stats_size
+        self.mounted_at = time.time()
+        self._listed_folders: dict[StoreFolder, float] = {}
+
+    def listed(self, folder: StoreFolder) -> None:
+        """``opendir`` of a store folder: the next stat in it may prefetch its siblings."""
+        self._listed_folders[folder] = trio.current_time()
+
+    async def of(self, node: Node, ino: int, *, placeholder: bool = False) -> Attr:
+        """Attributes of a node. With ``placeholder`` (readdir), never makes a metadata call."""
+        ttl = self.config.listing_ttl
+        kernel = self.config.kernel
+        owner = self.owner
+        match node:
+            case WritingFile():
+                if self.writes is None:
+                    raise FsError(errno.ENOENT)
+                return self.writes.attr(node, ino)
+            case StatsFile():
+                # Changes all the time: never cached; opened with direct I/O, so reads are not
+                # cut to this size (fuse_ops.open).
+                return owner.attr(
+                    ino, stat.S_IFREG | 0o444, self.stats_size(), time.time(), ttl, attr_timeout=0.0
+                )
+            case JobFile():
+                job = await self.job(node)
+                timeout = kernel.immutable_timeout if job.terminal else ttl
+                if placeholder and not self.catalog.has_job_document(node.kind, job):
+                    return owner.attr(ino, stat.S_IFREG | 0o444, 0, job.creation_time, timeout,
+                                      attr_timeout=kernel.placeholder_attr_timeout)  # fmt: skip
+                document = await self.catalog.job_document(node.kind, job)
+                return owner.attr(ino, stat.S_IFREG | 0o444, len(document), job.creation_time, timeout)
+            case ObjectFile():
+                return await self._object_file(node, ino, placeholder)
+            case _ if isinstance(node, LINK_TYPES):
+                target = await self.tree.link_target(node)
+                if target is None:
+                    raise FsError(errno.ENOENT, "symlink target gone")
+                return owner.attr(ino, stat.S_IFLNK | 0o777, len(target.encode()), self.mounted_at, ttl)
+            case _ if isinstance(node, FOLDER_TYPES):
+                mtime = self.mounted_at
+                if isinstance(node, StoreFolder):
+                    store = await self.tree.store(node.kind, node.store_id)
+                    if store is not None:
+                        mtime = store.creation_time
+                writable = self.writes is not None and self.writes.writable_folder(node)
+                return owner.attr(ino, stat.S_IFDIR | (0o755 if writable else 0o555), 0, mtime, ttl)
+        raise FsError(errno.ENOENT, f"unknown node {node}")
+
+    async def _object_file(self, node: ObjectFile, ino: int, placeholder: bool) -> Attr:
+        kernel = self.config.kernel
+        summary = await self.summary(node)
+        files = self.catalog.known_files(summary)
+        if files is None:
+            if placeholder:
+                mode, ttl = stat.S_IFREG | 0o444, self.config.listing_ttl
+                return self.owner.attr(
+                    ino, mode, 0, summary.creation_time, ttl, attr_timeout=kernel.placeholder_attr_timeout
+                )
+            await self._prefetch_siblings(node)
+            files = await self.catalog.files(summary)
+            self.tree.note_files(summary, files)
+        layout = files.files.get(node.file)
+        if layout is None:
+            raise FsError(errno.ENOENT, f"{summary.id} has no {node.file} file")
+        timeout = kernel.immutable_timeout if summary.status == Status.ACTIVE else self.config.listing_ttl
+        return self.owner.attr(
+            ino, stat.S_IFREG | 0o444, layout.content_length, summary.creation_time, timeout
+        )
+
+    async def _prefetch_siblings(self, node: ObjectFile) -> None:
+        """``ls -l``: the first stat in a just-listed folder fetches every sibling's metadata
+        concurrently (paced by the backend's token bucket), not one per stat call."""
+        folder = StoreFolder(node.kind, node.store_id)
+        listed_at = self._listed_folders.pop(folder, None)
+        if listed_at is None or trio.current_time() - listed_at > self.config.listing_ttl:
+            return
+        listing = await self.tree.folder(node.kind, node.store_id)
+        siblings = [s for s in listing.objects.values() if s.id != node.object_id]
+        if siblings:
+            self.tasks.start(self.catalog.prefetch_files, siblings)
+
+    async def summary(self, node: ObjectFile) -> Summary:
+        summary = await self.tree.summary(node)
+        if summary is None:
+            raise FsError(errno.ENOENT, f"{node.object_id} is no longer listed")
+        return summary
+
+    async def job(self, node: JobFile) -> JobSummary:
+        jobs = await self.catalog.jobs(node.kind, node.store_id, node.job_kind)
+        job = jobs.get(node.job_id)
+        if job is None:
+            raise FsError(errno.ENOENT, f"job {node.job_id} is no longer listed")
+        return job

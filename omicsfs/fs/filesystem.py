@@ -1,0 +1,265 @@
+"""The filesystem without pyfuse3: the one object fuse_ops.py calls, and the unit tests too.
+
+It dispatches each request by node kind to the part that owns it: names and inodes
+(namespace.py), attributes (attributes.py), reads (read/reader.py), writes (write/ops.py),
+extended attributes (xattrs.py) and the stats document (statsfile.py). It raises FsError or
+backend errors, which fuse_ops maps through the one errno table (fs/errors.py).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from dataclasses import dataclass
+
+from omicsfs.backend.interface import Backend
+from omicsfs.config import MountConfig
+from omicsfs.fs.attributes import Attributes
+from omicsfs.fs.attrs import Attr, Owner
+from omicsfs.fs.catalog import Catalog
+from omicsfs.fs.errors import FsError
+from omicsfs.fs.handles import DirHandle, DocumentHandle, HandleTable, ReadHandle
+from omicsfs.fs.metastore import MetadataStore
+from omicsfs.fs.namespace import Invalidator, Namespace
+from omicsfs.fs.nodes import (
+    FOLDER_TYPES,
+    LINK_TYPES,
+    JobFile,
+    ObjectFile,
+    StatsFile,
+    StoreFolder,
+    WritingFile,
+    describe,
+)
+from omicsfs.fs.read.blockcache import BlockCache
+from omicsfs.fs.read.disktier import DiskTier
+from omicsfs.fs.read.reader import Reader
+from omicsfs.fs.stats import Stats
+from omicsfs.fs.statsfile import stats_document
+from omicsfs.fs.tasks import TaskGroup
+from omicsfs.fs.tree import Tree
+from omicsfs.fs.write.ops import WriteHandle, WriteOps
+from omicsfs.fs.xattrs import job_xattrs, object_file_xattrs, store_xattrs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AttrChange:
+    """What a setattr request asks to change (only what the kernel flagged)."""
+
+    size: int | None = None
+    mode: bool = False
+    owner: bool = False
+    times: bool = False
+
+
+class FileSystem:
+    def __init__(
+        self, config: MountConfig, backend: Backend, stats: Stats, *, mountpoint: str = "",
+        invalidate: Invalidator | None = None, disk: DiskTier | None = None,
+        metastore: MetadataStore | None = None,
+    ) -> None:  # fmt: skip
+        self.config = config
+        self.backend = backend
+        self.stats = stats
+        self.tasks = TaskGroup()
+        self.metastore = metastore or MetadataStore(None)
+        self.catalog = Catalog(
+            backend, self.metastore, listing_ttl=config.listing_ttl,
+            sequence_store_ids=config.sequence_store_ids, reference_store_ids=config.reference_store_ids,
+        )  # fmt: skip
+        self.tree = Tree(self.catalog)
+        self.namespace = Namespace(self.tree, invalidate)
+        self.cache = BlockCache(backend, config.cache, stats, self.tasks, disk)
+        self.reader = Reader(self.catalog, self.cache, config)
+        owner = Owner(config.uid, config.gid)
+        self.writes: WriteOps | None = None
+        if config.writes.enabled:
+            self.writes = WriteOps(
+                self.namespace, self.catalog, self.cache, backend, config.writes, config.kernel, owner, stats,
+                self.tasks, mountpoint,
+            )  # fmt: skip
+        self.attributes = Attributes(
+            self.tree,
+            self.catalog,
+            config,
+            owner,
+            self.tasks,
+            self.writes,
+            lambda: len(self.stats_document()),
+        )
+        self.handles = HandleTable()
+
+    @property
+    def read_only(self) -> bool:
+        return self.writes is None
+
+    def _writes(self) -> WriteOps:
+        if self.writes is None:
+            raise FsError(errno.EROFS, "the mount is read-only (mount with --read-write to upload)")
+        return self.writes
+
+    def refuse(self, what: str) -> FsError:
+        """The errno for a mutation the mount never allows: EROFS read-only, EPERM read-write."""
+        if self.writes is None:
+            return FsError(errno.EROFS, f"{what}: the mount is read-only")
+        return FsError(errno.EPERM, f"{what}: read sets are immutable")
+
+    # -- names and attributes -------------------------------------------------------------------
+
+    async def getattr(self, ino: int) -> Attr:
+        return await self.attributes.of(self.namespace.node(ino), ino)
+
+    async def lookup(self, parent: int, name: str) -> Attr:
+        children = await self.namespace.children(self.namespace.folder(parent))
+        child = children.get(name)
+        if child is None:
+            raise FsError(errno.ENOENT)
+        return await self.attributes.of(child, self.namespace.inodes.ino(child))
+
+    async def setattr(self, ino: int, change: AttrChange) -> Attr:
+        current = await self.getattr(ino)
+        # Truncating a file being written to the size it already has (O_TRUNC on create) is the
+        # one attribute change that changes nothing.
+        if (
+            change.size == current.size
+            and not (change.mode or change.owner or change.times)
+            and isinstance(self.namespace.node(ino), WritingFile)
+        ):
+            return current
+        raise self.refuse("changing attributes (truncate, chmod, chown, utimes)")
+
+    async def readlink(self, ino: int) -> str:
+        node = self.namespace.node(ino)
+        if not isinstance(node, LINK_TYPES):
+            raise FsError(errno.EINVAL)
+        target = await self.tree.link_target(node)
+        if target is None:
+            raise FsError(errno.ENOENT, "symlink target gone")
+        return target
+
+    # -- folders --------------------------------------------------------------------------------
+
+    async def opendir(self, ino: int) -> int:
+        """Takes a snapshot of the folder, so readdir offsets stay valid while listings change."""
+        folder = self.namespace.folder(ino)
+        children = await self.namespace.children(folder)
+        if isinstance(folder, StoreFolder):
+            self.attributes.listed(folder)
+        entries: list[tuple[str, Attr]] = []
+        for name in sorted(children):
+            child = children[name]
+            try:
+                attr = await self.attributes.of(child, self.namespace.inodes.ino(child), placeholder=True)
+            except FsError:
+                continue  # gone between the listing and now (a dangling symlink)
+            entries.append((name, attr))
+        return self.handles.add(DirHandle(ino, entries))
+
+    def readdir(self, handle: int, start: int) -> list[tuple[int, str, Attr]]:
+        opened = self.handles.find(handle)
+        entries = opened.entries if isinstance(opened, DirHandle) else []
+        return [(index + 1, name, attr) for index, (name, attr) in enumerate(entries) if index >= start]
+
+    def releasedir(self, handle: int) -> None:
+        self.handles.pop(handle)
+
+    async def mkdir(self, parent: int, name: str) -> Attr:
+        made = await self._writes().mkdir(parent, name)
+        return await self.attributes.of(made, self.namespace.inodes.ino(made))
+
+    async def rmdir(self, parent: int, name: str) -> None:
+        await self._writes().rmdir(parent, name)
+
+    # -- files ----------------------------------------------------------------------------------
+
+    async def open(self, ino: int, flags: int) -> tuple[int, bool]:
+        """Returns (handle, keep_cache); keep_cache False means direct I/O for live documents."""
+        node = self.namespace.node(ino)
+        if isinstance(node, WritingFile):
+            raise FsError(errno.EPERM, "the file is being written; it opens once it is a read set")
+        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+            raise self.refuse("opening a read set for writing")
+        match node:
+            case JobFile():
+                job = await self.attributes.job(node)
+                document = await self.catalog.job_document(node.kind, job)
+                return self.handles.add(DocumentHandle(ino, document)), False
+            case StatsFile():
+                return self.handles.add(DocumentHandle(ino, self.stats_document())), False
+            case ObjectFile():
+                summary = await self.attributes.summary(node)
+                cached = await self.reader.open(summary, node.file)
+                return self.handles.add(ReadHandle(ino, cached)), True
+        raise FsError(errno.EISDIR if isinstance(node, FOLDER_TYPES) else errno.EINVAL)
+
+    async def read(self, handle: int, offset: int, size: int) -> bytes | memoryview:
+        match self.handles.get(handle):
+            case ReadHandle(file=file, stream=stream):
+                return await self.reader.read(handle, stream, file, offset, size)
+            case DocumentHandle(document=document):
+                return document[offset : offset + size]
+            case WriteHandle():
+                raise FsError(errno.EPERM, "a file being written cannot be read")
+        raise FsError(errno.EBADF)
+
+    def release(self, handle: int) -> None:
+        match self.handles.pop(handle):
+            case ReadHandle():
+                self.reader.closed(handle)
+            case WriteHandle() as opened if self.writes is not None:
+                self.writes.release(opened)
+
+    async def create(self, parent: int, name: str) -> tuple[int, Attr]:
+        opened = await self._writes().create(parent, name)
+        return self.handles.add(opened), await self.getattr(opened.ino)
+
+    def _write_handle(self, handle: int) -> WriteHandle:
+        opened = self.handles.get(handle)
+        if not isinstance(opened, WriteHandle):
+            raise FsError(errno.EBADF, "not open for writing")
+        return opened
+
+    async def write(self, handle: int, offset: int, data: bytes) -> int:
+        return await self._writes().write(self._write_handle(handle), offset, data)
+
+    async def flush(self, handle: int) -> None:
+        opened = self.handles.find(handle)
+        if isinstance(opened, WriteHandle):
+            await self._writes().flush(opened)
+
+    async def unlink(self, parent: int, name: str) -> None:
+        await self._writes().unlink(parent, name)
+
+    # -- everything else ------------------------------------------------------------------------
+
+    def stats_document(self) -> bytes:
+        return stats_document(self.stats, self.cache, self.reader.budget, self.writes)
+
+    async def xattrs(self, ino: int) -> dict[str, str]:
+        match self.namespace.node(ino):
+            case ObjectFile() as node:
+                return object_file_xattrs(await self.attributes.summary(node), node.file)
+            case StoreFolder() as node:
+                store = await self.tree.store(node.kind, node.store_id)
+                if store is None:
+                    raise FsError(errno.ENOENT)
+                return store_xattrs(store)
+            case JobFile() as node:
+                return job_xattrs(await self.attributes.job(node))
+        return {}
+
+    def node_label(self, *, ino: int | None = None, fh: int | None = None) -> str:
+        """What a failed request was about, for its log line: the node names the store, read
+        set or reference ID and file. Never raises: it runs on the failure path."""
+        try:
+            if fh is not None:
+                opened = self.handles.find(fh)
+                ino = opened.ino if opened is not None else None
+            if ino is None:
+                return ""
+            return f" ({describe(self.namespace.node(ino))})"
+        except Exception:
+            return ""

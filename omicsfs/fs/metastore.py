@@ -1,0 +1,72 @@
+"""Metadata of ACTIVE read sets and references, persisted under ``--cache-dir``.
+
+They are immutable once ACTIVE, so a remount answers ``stat`` for every object it already knows
+without a single GetReadSetMetadata call. Each row carries the validator (creation time plus etag
+or MD5) from the listing it was fetched under; a row whose validator no longer matches the
+listing is ignored and refetched. It is a cache: any damage is answered by starting it afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+from omicsfs.backend.models import ObjectFiles, ObjectKind
+
+log = logging.getLogger(__name__)
+
+
+class MetadataStore:
+    def __init__(self, folder: Path | None) -> None:
+        self._db: sqlite3.Connection | None = None
+        if folder is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / "metadata.sqlite3"
+        try:
+            self._db = self._open(path)
+        except sqlite3.DatabaseError:
+            log.warning("metadata cache %s is damaged; starting a new one", path)
+            path.unlink(missing_ok=True)
+            self._db = self._open(path)
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # A cache: losing the last rows in a power cut only costs a refetch, so no fsync per row.
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS objects (kind TEXT, id TEXT, validator TEXT, doc TEXT,"
+            " PRIMARY KEY (kind, id))"
+        )
+        db.execute("SELECT count(*) FROM objects").fetchone()
+        return db
+
+    def get(self, kind: ObjectKind, object_id: str, validator: str) -> ObjectFiles | None:
+        if self._db is None:
+            return None
+        row = self._db.execute(
+            "SELECT doc FROM objects WHERE kind = ? AND id = ? AND validator = ?",
+            (str(kind), object_id, validator),
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            return ObjectFiles.from_json(row[0])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, kind: ObjectKind, object_id: str, files: ObjectFiles) -> None:
+        if self._db is None:
+            return
+        self._db.execute(
+            "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
+            (str(kind), object_id, files.validator, files.to_json()),
+        )
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -1,0 +1,136 @@
+"""Read-ahead on the part path: which parts to fetch before a reader asks for them.
+
+Policy (docs/architecture.md, "Read-ahead"; from dxfuse's prefetcher and Mountpoint's window growth):
+- The first read fetches only its own part. A stream is declared sequential after two in-order
+  reads or once it has consumed half of its current part (dxfuse's half-chunk rule).
+- Then the next part is fetched ahead, and the depth doubles each time the reader consumes another
+  quarter of a part in order: 1 -> 2 -> 4 parts (``max_depth``), four parts ahead once the reader is
+  halfway through its first part. The real service streams each part over one connection at a
+  rate the client cannot raise, so a reader goes only as fast as the parts it keeps in flight;
+  doubling once per part took three 100 MiB parts to reach four connections and left a 512 MiB
+  read at 0.8 of an API client that starts with four (benchmarks/mount_read.py --bandwidth).
+  Growing on bytes consumed rather than on part entry is Mountpoint's window growth.
+- A read far from where the previous one ended resets the stream: random readers (samtools region
+  queries) get no read-ahead. Small jumps are tolerated, because the kernel issues its own
+  readahead requests concurrently and they can arrive slightly out of order (Mountpoint tolerates
+  16 MiB forward and 1 MiB back).
+- All streams share one byte budget and a cap on how many streams prefetch at once, so 32 open
+  files cannot multiply memory by 32 (https://github.com/awslabs/mountpoint-s3/issues/1326).
+  A stream is charged for every part of its window, whether that part is still arriving or
+  already cached and waiting for the reader, and a part it gave up (a seek, a close) stays
+  charged until its fetch has finished: what the budget bounds is every prefetched byte the
+  readers have not reached yet, not only the fetches started by the latest read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from omicsfs.backend.models import FileLayout
+
+FORWARD_TOLERANCE = 16 << 20
+BACKWARD_TOLERANCE = 1 << 20
+
+
+@dataclass
+class StreamState:
+    next_offset: int = -1
+    in_order: int = 0
+    depth: int = 0
+    part: int = 0
+    consumed_in_part: int = 0
+    since_growth: int = 0
+
+    def observe(self, offset: int, size: int, layout: FileLayout, max_depth: int) -> list[int]:
+        """Records a read and returns the part numbers that should be fetched ahead of it."""
+        part = offset // layout.part_size + 1
+        near = self.next_offset >= 0 and (
+            self.next_offset - BACKWARD_TOLERANCE <= offset <= self.next_offset + FORWARD_TOLERANCE
+        )
+        if near:
+            self.in_order += 1
+        else:
+            self.in_order = 0
+            self.depth = 0
+            self.consumed_in_part = 0
+            self.since_growth = 0
+        if part != self.part:
+            self.part = part
+            self.consumed_in_part = 0
+        self.consumed_in_part += size
+        self.since_growth += size
+        halfway = self.consumed_in_part * 2 >= layout.part_length(part)
+        self.next_offset = max(self.next_offset, offset + size) if near else offset + size
+        if self.depth == 0 and near and (self.in_order >= 2 or halfway):
+            self.depth = 1
+            self.since_growth = 0
+        elif self.depth and near and self.since_growth * 4 >= layout.part_size:
+            self.depth = min(self.depth * 2, max_depth)
+            self.since_growth = 0
+        last = min(layout.total_parts, part + self.depth)
+        return list(range(part + 1, last + 1))
+
+
+#: One part of one file: (the file's cache key, part number).
+PartRef = tuple[Hashable, int]
+
+
+class ReadAheadBudget:
+    """Bytes of read-ahead charged to each stream, within one total and a stream cap.
+
+    ``arriving`` tells whether a part's fetch is still running; parts a stream no longer wants
+    stay charged (as orphans) until then.
+    """
+
+    def __init__(self, total_bytes: int, max_streams: int, arriving: Callable[[PartRef], bool]) -> None:
+        self.total_bytes = total_bytes
+        self.max_streams = max_streams
+        self._arriving = arriving
+        self._held: dict[int, dict[PartRef, int]] = {}
+        self._orphans: dict[PartRef, int] = {}
+
+    def _sweep(self) -> None:
+        self._orphans = {ref: size for ref, size in self._orphans.items() if self._arriving(ref)}
+
+    @property
+    def in_use(self) -> int:
+        self._sweep()
+        return sum(sum(held.values()) for held in self._held.values()) + sum(self._orphans.values())
+
+    @property
+    def streams(self) -> int:
+        return len(self._held)
+
+    def _let_go(self, held: dict[PartRef, int]) -> None:
+        for ref, size in held.items():
+            if self._arriving(ref):
+                self._orphans[ref] = size
+
+    def grant(
+        self, stream: int, file: Hashable, window: list[int], part_length: Callable[[int], int]
+    ) -> list[int]:
+        """The parts of ``window`` (in order) this stream may have fetched ahead: the ones it
+        already holds, then as many more as the budget has room for."""
+        held = self._held.pop(stream, {})
+        wanted = {(file, part) for part in window}
+        kept = {ref: size for ref, size in held.items() if ref in wanted}
+        self._let_go({ref: size for ref, size in held.items() if ref not in wanted})
+        if window and (kept or len(self._held) < self.max_streams):
+            room = self.total_bytes - self.in_use - sum(kept.values())
+            for part in window:
+                ref = (file, part)
+                if ref in kept:
+                    continue
+                size = part_length(part)
+                if size > room:
+                    break
+                kept[ref] = size
+                room -= size
+        if kept:
+            self._held[stream] = kept
+        return [part for part in window if (file, part) in kept]
+
+    def release(self, stream: int) -> None:
+        """The stream is closed: its parts still arriving stay charged until they have arrived."""
+        self._let_go(self._held.pop(stream, {}))

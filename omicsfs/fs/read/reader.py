@@ -1,0 +1,80 @@
+"""THE READ PATH, from ``open`` to bytes: which files may be opened, and each read through the
+block cache with read-ahead.
+
+Only ACTIVE read sets and references can be read. Before refusing a read set that the listing
+shows otherwise, the reader asks the service once more (an activation may just have finished);
+a refusal is EACCES with one log line per object and status saying what to do (README.md,
+"Archived read sets"). Each open file has its own read-ahead stream; every stream draws on one
+shared budget (readahead.py).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+from omicsfs.backend.models import ReadSetSummary, Status, Summary
+from omicsfs.config import MountConfig
+from omicsfs.fs.catalog import Catalog
+from omicsfs.fs.errors import FsError
+from omicsfs.fs.read.blockcache import BlockCache
+from omicsfs.fs.read.files import CachedFile, cached_file
+from omicsfs.fs.read.readahead import ReadAheadBudget, StreamState
+
+log = logging.getLogger(__name__)
+
+_HINTS: dict[str, str] = {
+    Status.ACTIVATING: "an activation job is running; it opens once the read set is ACTIVE",
+    Status.PROCESSING_UPLOAD: "the service is still processing the upload",
+    Status.UPLOAD_FAILED: "the upload failed and the read set has no data",
+}
+
+
+class Reader:
+    def __init__(self, catalog: Catalog, cache: BlockCache, config: MountConfig) -> None:
+        self.catalog = catalog
+        self.cache = cache
+        self.max_depth = config.read_ahead.max_depth
+        self.budget = ReadAheadBudget(
+            config.read_ahead_budget, config.read_ahead.max_streams, arriving=cache.part_arriving
+        )
+        self._refusals: set[tuple[str, str]] = set()
+
+    async def open(self, summary: Summary, file: str) -> CachedFile:
+        """The cached file behind one stored file, or FsError (EACCES if not ACTIVE)."""
+        if summary.status != Status.ACTIVE and isinstance(summary, ReadSetSummary):
+            summary = await self.catalog.current_read_set(summary)
+        if summary.status != Status.ACTIVE:
+            raise self._refusal(summary)
+        cached = await cached_file(self.catalog, summary, file)
+        if cached is None:
+            raise FsError(errno.ENOENT, f"{summary.id} has no {file} file")
+        return cached
+
+    def _refusal(self, summary: Summary) -> FsError:
+        what = "read set" if isinstance(summary, ReadSetSummary) else "reference"
+        if (summary.id, summary.status) not in self._refusals:
+            self._refusals.add((summary.id, summary.status))
+            if summary.status == Status.ARCHIVED:
+                hint = (
+                    "start an activation job (aws omics start-read-set-activation-job"
+                    f" --sequence-store-id {summary.store_id} --sources readSetId={summary.id})"
+                )
+            else:
+                hint = _HINTS.get(summary.status, "only ACTIVE objects can be read")
+            log.warning("refusing to open %s %s (%s): it is %s; %s", what, summary.id, summary.name,
+                        summary.status, hint)  # fmt: skip
+        return FsError(errno.EACCES, f"{what} {summary.id} is {summary.status}")
+
+    async def read(
+        self, stream_id: int, stream: StreamState, file: CachedFile, offset: int, size: int
+    ) -> bytes | memoryview:
+        layout = file.layout
+        if offset < layout.content_length:
+            window = stream.observe(offset, size, layout, self.max_depth)
+            for part in self.budget.grant(stream_id, file.key, window, layout.part_length):
+                self.cache.ensure_fetch(file, part, prefetch=True)
+        return await self.cache.read_buffer(file, offset, size)
+
+    def closed(self, stream_id: int) -> None:
+        self.budget.release(stream_id)

@@ -1,0 +1,39 @@
+"""Counters every layer adds to, so caching and retry behaviour can be observed and asserted.
+
+Counters are plain ints mutated on the trio thread only; keeping hit, miss and byte counters
+from day one is what lets tests assert that a second read made no call (docs/architecture.md,
+"Testing"). The backend keeps its own (backend/stats.py); this object holds them too, so one
+snapshot shows everything.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from omicsfs.backend.stats import BackendStats
+
+
+@dataclass
+class Stats:
+    backend: BackendStats = field(default_factory=BackendStats)
+    cache_hits: Counter[str] = field(default_factory=Counter)
+    cache_misses: int = 0
+    disk_corrupt: int = 0
+    errors_by_errno: Counter[str] = field(default_factory=Counter)
+    prefetch_parts: int = 0
+    uploads_completed: int = 0
+    uploads_aborted: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        backend = self.backend.snapshot()
+        return {
+            **{k: v for k, v in backend.items() if k != "bytes_uploaded"},
+            "cache": {"hits": dict(self.cache_hits), "misses": self.cache_misses,
+                      "disk_corrupt": self.disk_corrupt},
+            "prefetch_parts": self.prefetch_parts,
+            "errors_by_errno": dict(self.errors_by_errno),
+            "uploads": {"bytes_uploaded": backend["bytes_uploaded"], "completed": self.uploads_completed,
+                        "aborted": self.uploads_aborted, "in_flight": {}},
+        }  # fmt: skip

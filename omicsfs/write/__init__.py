@@ -1,1 +1,0 @@
-"""The write path: new files in a sequence store become read sets through multipart uploads."""
