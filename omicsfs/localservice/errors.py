@@ -70,6 +70,16 @@ class InternalServerException(ServiceError):
     status = 500
 
 
+class RequestEntityTooLargeException(ServiceError):
+    """A request body over the service's bound (app.py). Not a shape of the model: like a real
+    AWS front end it answers HTTP 413, in the same rest-json error shape, and botocore raises it
+    as a ClientError with this code (it is not retried)."""
+
+    code = "RequestEntityTooLargeException"
+    status = 413
+
+
+#: The modeled errors (RequestEntityTooLargeException is not one).
 ALL_ERRORS: tuple[type[ServiceError], ...] = (
     ValidationException,
     ServiceQuotaExceededException,
