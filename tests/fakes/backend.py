@@ -51,6 +51,10 @@ T = TypeVar("T")
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1)
 
 
+def _md5(data: bytes | None) -> str:
+    return "" if data is None else hashlib.md5(data).hexdigest()
+
+
 @dataclass
 class StoredObject:
     summary: Summary
@@ -146,36 +150,57 @@ class FakeBackend:
 
     def add_store(self, kind: StoreKind, name: str) -> StoreSummary:
         store_id = self._id()
-        store = StoreSummary(store_id, f"arn:aws:omics:us-east-1:123456789012:{kind}Store/{store_id}", name,
-                             float(next(self._clock)))  # fmt: skip
+        store = StoreSummary(
+            store_id,
+            f"arn:aws:omics:us-east-1:123456789012:{kind}Store/{store_id}",
+            name,
+            float(next(self._clock)),
+        )
         self.stores[kind][store_id] = store
         self.objects[store_id] = {}
         return store
 
     def add_read_set(
-        self, store_id: str, name: str, files: dict[str, bytes], *, file_type: FileType = FileType.BAM,
-        status: str = Status.ACTIVE, sample_id: str = "sample", subject_id: str = "subject",
-    ) -> ReadSetSummary:  # fmt: skip
+        self,
+        store_id: str,
+        name: str,
+        files: dict[str, bytes],
+        *,
+        file_type: FileType = FileType.BAM,
+        status: str = Status.ACTIVE,
+        sample_id: str = "sample",
+        subject_id: str = "subject",
+    ) -> ReadSetSummary:
         read_set_id = self._id()
         summary = ReadSetSummary(
-            id=read_set_id, store_id=store_id,
+            id=read_set_id,
+            store_id=store_id,
             arn=f"arn:aws:omics:us-east-1:123456789012:sequenceStore/{store_id}/readSet/{read_set_id}",
-            name=name, status=status, file_type=file_type, sample_id=sample_id, subject_id=subject_id,
+            name=name,
+            status=status,
+            file_type=file_type,
+            sample_id=sample_id,
+            subject_id=subject_id,
             creation_time=float(next(self._clock)),
             etag_source1=hashlib.md5(files.get(StoredFile.SOURCE1, b"")).hexdigest(),
-            etag_source2=hashlib.md5(files[StoredFile.SOURCE2]).hexdigest() if StoredFile.SOURCE2 in files else "",
-        )  # fmt: skip
+            etag_source2=hashlib.md5(files[StoredFile.SOURCE2]).hexdigest()
+            if StoredFile.SOURCE2 in files
+            else "",
+        )
         self.objects[store_id][read_set_id] = StoredObject(summary, dict(files), self.part_size)
         return summary
 
     def add_reference(self, store_id: str, name: str, fasta: bytes, fai: bytes) -> ReferenceSummary:
         reference_id = self._id()
         summary = ReferenceSummary(
-            id=reference_id, store_id=store_id,
+            id=reference_id,
+            store_id=store_id,
             arn=f"arn:aws:omics:us-east-1:123456789012:referenceStore/{store_id}/reference/{reference_id}",
-            name=name, status=Status.ACTIVE, md5=hashlib.md5(fasta).hexdigest(),
+            name=name,
+            status=Status.ACTIVE,
+            md5=hashlib.md5(fasta).hexdigest(),
             creation_time=float(next(self._clock)),
-        )  # fmt: skip
+        )
         files = {StoredFile.SOURCE: fasta, StoredFile.INDEX: fai}
         self.objects[store_id][reference_id] = StoredObject(summary, files, self.part_size)
         return summary
@@ -328,9 +353,14 @@ class FakeBackend:
                     files[key] = b"".join(upload.parts[(source, n)] for n in numbers)
             fields = upload.fields
             summary = self.add_read_set(
-                store_id, fields["name"], files, file_type=FileType(fields["sourceFileType"]),
-                status=Status.PROCESSING_UPLOAD, sample_id=fields["sampleId"], subject_id=fields["subjectId"],
-            )  # fmt: skip
+                store_id,
+                fields["name"],
+                files,
+                file_type=FileType(fields["sourceFileType"]),
+                status=Status.PROCESSING_UPLOAD,
+                sample_id=fields["sampleId"],
+                subject_id=fields["subjectId"],
+            )
             return summary.id
 
         return await self._retried("CompleteMultipartReadSetUpload", complete)

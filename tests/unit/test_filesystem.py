@@ -66,8 +66,10 @@ async def test_attributes_come_from_metadata_and_readdir_gives_placeholders(nurs
     handle = await fs.opendir(folder)
     entries = {name: attr for _, name, attr in fs.readdir(handle, 0)}
     fs.releasedir(handle)
-    assert entries["NA1.bam"].size == 0 and entries["NA1.bam"].attr_timeout == 0  # not cached
-    assert stat.S_ISDIR(entries["by-id"].mode) and entries["by-id"].nlink == 2
+    assert entries["NA1.bam"].size == 0
+    assert entries["NA1.bam"].attr_timeout == 0
+    assert stat.S_ISDIR(entries["by-id"].mode)
+    assert entries["by-id"].nlink == 2
     attr = await fs.getattr(await resolve(fs, "sequence-stores/cohort/NA1.bam"))
     assert (attr.size, attr.mode, attr.uid, attr.gid, attr.nlink) == (
         len(BAM),
@@ -113,7 +115,8 @@ async def test_archived_read_sets_are_listed_and_refuse_open_with_one_log_line(
             await fs.open(ino, os.O_RDONLY)
         assert refused.value.errno == errno.EACCES
     lines = [r.message for r in caplog.records if "refusing to open" in r.message]
-    assert len(lines) == 1 and "start-read-set-activation-job" in lines[0]
+    assert len(lines) == 1
+    assert "start-read-set-activation-job" in lines[0]
     assert (await fs.xattrs(ino))["user.omics.status"] == "ARCHIVED"
     backend.set_status(store, cold.id, Status.ACTIVE)  # an activation job finished
     assert await read_file(fs, "sequence-stores/cohort/cold.bam") == BAM  # honoured at once
@@ -220,7 +223,9 @@ async def test_a_failed_request_is_labelled_with_the_node(nursery: trio.Nursery)
     fs = make_fs(backend, nursery)
     ino = await resolve(fs, "sequence-stores/cohort/NA1.bam")
     label = fs.node_label(ino=ino)
-    assert f"sequence store {store}" in label and "read set" in label and "source1" in label
+    assert f"sequence store {store}" in label
+    assert "read set" in label
+    assert "source1" in label
     assert fs.node_label(ino=ROOT_INODE) == " (Root)"
     assert fs.node_label(fh=12345) == ""
     assert StoreKind.SEQUENCE in {StoreKind(k) for k in ("sequence",)}
