@@ -198,7 +198,10 @@ class FileSystem:
     async def read(self, handle: int, offset: int, size: int) -> bytes | bytearray | memoryview:
         match self.handles.get(handle):
             case ReadHandle(file=file, stream=stream):
-                return await self.reader.read(handle, stream, file, offset, size)
+                data = await self.reader.read(handle, stream, file, offset, size)
+                self.stats.read_requests += 1
+                self.stats.read_bytes += len(data)
+                return data
             case DocumentHandle(document=document):
                 return document[offset : offset + size]
             case WriteHandle():
