@@ -55,11 +55,13 @@ def _raise_readahead(mountpoint: str) -> None:
         log.debug("could not raise kernel readahead on %s: %s", mountpoint, exc)
 
 
-def _invalidate(parent: int, name: str, ino: int) -> None:
+def _invalidate(parent: int, name: str, deleted: int | None) -> None:
+    """Drops ``name`` from the kernel's cache; with ``deleted`` (an inode) also marks that inode
+    deleted (its link count goes to 0), which is only right when the node is gone for good."""
     try:
         pyfuse3.invalidate_entry_async(
-            pyfuse3.InodeT(parent), pyfuse3.FileNameT(os.fsencode(name)), deleted=pyfuse3.InodeT(ino),
-            ignore_enoent=True,
+            pyfuse3.InodeT(parent), pyfuse3.FileNameT(os.fsencode(name)),
+            deleted=pyfuse3.InodeT(deleted or 0), ignore_enoent=True,
         )  # fmt: skip
     except Exception:  # the kernel may already have dropped it
         log.debug("invalidating %s failed", name, exc_info=True)
