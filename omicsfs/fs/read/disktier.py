@@ -144,7 +144,7 @@ class PartWriter:
 
     def _write(self, data: bytes) -> None:
         if self._handle is None:
-            self.tmp.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _private_folders(self.tmp.parent)
             self._handle = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.write(self._handle, data)
         self._crcs.append(zlib.crc32(data))
@@ -177,3 +177,14 @@ class PartWriter:
             os.close(self._handle)
             self._handle = None
         self.tmp.unlink(missing_ok=True)
+
+
+def _private_folders(folder: Path) -> None:
+    """``mkdir -p`` with every new level 0700: Path.mkdir gives its mode to the last one only,
+    and the cache's folders name the stores and read sets it holds (README.md, ``--cache-dir``)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        made.mkdir(mode=0o700, exist_ok=True)
