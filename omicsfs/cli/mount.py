@@ -28,6 +28,7 @@ from omicsfs.daemon.errors import MountError
 from omicsfs.daemon.logs import LogDestination, choose_destination, configure_logging
 from omicsfs.daemon.mounttable import UnmountError, unmount
 from omicsfs.daemon.run import fuse_options, run_foreground
+from omicsfs.fs.write.manager import MAX_NAME
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -144,6 +145,9 @@ def config_from_args(args: argparse.Namespace) -> MountConfig:
     cache_dir: Path | None = args.cache_dir.resolve() if args.cache_dir else None
     if args.allow_delete and not args.read_write:
         raise ValueError("--allow-delete needs --read-write")
+    for flag, value in (("--sample-id", args.sample_id), ("--subject-id", args.subject_id)):
+        if value is not None and not 0 < len(value) <= MAX_NAME:
+            raise ValueError(f"{flag} must have 1 to {MAX_NAME} characters (HealthOmics' limit)")
     return MountConfig(
         uid=os.getuid() if args.uid is None else args.uid,
         gid=os.getgid() if args.gid is None else args.gid,
