@@ -156,3 +156,35 @@ def test_find_type_f_lists_each_file_once_and_find_l_du_l_do_not_loop(
         assert int(du.stdout.split()[0]) == sum(len(data) for data in contents.values())
     finally:
         assert mounted.stop() == 0
+
+
+def test_copying_a_store_out_keeps_its_links_and_cp_l_copies_each_file_four_times(
+    names_service: RunningService, tmp_path: Path
+) -> None:
+    omics = names_service.client()
+    _, contents = _sample_store(names_service, omics)
+    mounted = Mounted(tmp_path / "mnt", names_service.url)
+    try:
+        folder = mounted.path / "sequence-stores" / "walk"
+        out = tmp_path / "out"
+        out.mkdir()
+        for command in (["cp", "-r", str(folder), str(out / "cp")],
+                        ["rsync", "-a", f"{folder}/", str(out / "rsync")],
+                        ["cp", "-rL", str(folder), str(out / "cp-L")]):  # fmt: skip
+            result = subprocess.run(command, capture_output=True, text=True)
+            assert result.returncode == 0, (command, result.stderr)
+        for copy in (out / "cp", out / "rsync"):
+            files = subprocess.run(["find", str(copy), "-type", "f"], capture_output=True, text=True).stdout
+            assert sorted(Path(path).name for path in files.split()) == sorted(contents)
+            # The links are relative (../NAME), so they still point at the copied files.
+            broken = subprocess.run(["find", str(copy), "-xtype", "l"], capture_output=True, text=True)
+            assert broken.stdout == ""
+            for name, data in contents.items():
+                assert (copy / name).read_bytes() == data
+                assert (copy / "by-subject" / "subject-1" / name).read_bytes() == data
+        dereferenced = subprocess.run(
+            ["find", str(out / "cp-L"), "-type", "f"], capture_output=True, text=True
+        )
+        assert len(dereferenced.stdout.split()) == 4 * len(contents)  # every alias became a copy
+    finally:
+        assert mounted.stop() == 0
