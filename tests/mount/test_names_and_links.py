@@ -3,7 +3,9 @@ through its symlinks (find, du), on a real mount against the local service."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -13,6 +15,8 @@ from typing import Any
 import pytest
 
 from omicsfs.fs.names import NAME_MAX
+from omicsfs.sample.data import SampleFiles
+from omicsfs.sample.load import load_sample
 from tests.localservice import RunningService
 from tests.mount.builders import fastq_gz
 from tests.mounting import Mounted
@@ -186,5 +190,44 @@ def test_copying_a_store_out_keeps_its_links_and_cp_l_copies_each_file_four_time
             ["find", str(out / "cp-L"), "-type", "f"], capture_output=True, text=True
         )
         assert len(dereferenced.stdout.split()) == 4 * len(contents)  # every alias became a copy
+    finally:
+        assert mounted.stop() == 0
+
+
+def test_a_cram_without_t_fails_and_its_reference_is_found_by_its_arn(
+    names_service: RunningService, sample: SampleFiles, tmp_path: Path
+) -> None:
+    """README.md, "Troubleshooting": a CRAM needs its reference, which htslib looks for at the
+    header's UR path (the machine that made the CRAM) or downloads by MD5. The read set's
+    referenceArn ends in the reference's ID, and ``reference-stores/<store>/by-id/<id>.fasta``
+    is that reference on the mount."""
+    header = subprocess.run(
+        ["samtools", "view", "-H", str(sample.cram)], capture_output=True, text=True, check=True
+    ).stdout
+    (tmp_path / "header.sam").write_text(re.sub(r"UR:[^\t\n]*", "UR:/made/elsewhere/reference.fasta", header))
+    moved = tmp_path / "moved.cram"
+    with moved.open("wb") as out:
+        subprocess.run(
+            ["samtools", "reheader", str(tmp_path / "header.sam"), str(sample.cram)], stdout=out, check=True
+        )
+    load_sample(names_service.client(), names_service.s3_root, dataclasses.replace(sample, cram=moved),
+                names_service.drain, part_size=65536)  # fmt: skip
+    mounted = Mounted(tmp_path / "mnt", names_service.url)
+    try:
+        cram = mounted.path / "sequence-stores" / "demo-cohort" / "NA12878-aligned.cram"
+        empty = tmp_path / "no-refs"
+        empty.mkdir()
+        env = {**os.environ, "REF_PATH": str(empty / "%s"), "REF_CACHE": str(empty / "%s")}  # no download
+        without = subprocess.run(["samtools", "view", str(cram)], capture_output=True, text=True, env=env)
+        assert without.returncode != 0
+        assert "Failed to populate reference" in without.stderr
+        arn = os.getxattr(cram, "user.omics.referenceArn").decode()
+        fasta = mounted.path / "reference-stores" / "references" / "by-id" / f"{arn.rsplit('/', 1)[1]}.fasta"
+        decoded = subprocess.run(["samtools", "view", "-T", str(fasta), str(cram)], capture_output=True,
+                                 text=True, env=env)  # fmt: skip
+        assert decoded.returncode == 0, decoded.stderr
+        local = subprocess.run(["samtools", "view", "-T", str(sample.reference), str(sample.cram)],
+                               capture_output=True, text=True, check=True)  # fmt: skip
+        assert decoded.stdout == local.stdout
     finally:
         assert mounted.stop() == 0
