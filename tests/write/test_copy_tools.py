@@ -18,7 +18,7 @@ def _copy(tmp_path: Path, sample: SampleFiles, name: str) -> Path:
     return source
 
 
-def test_rsync_needs_inplace_and_cp_p_reports_the_times_it_cannot_keep(
+def test_rsync_is_refused_and_cp_p_reports_the_times_it_cannot_keep(
     rw: Mounted, cohort: Path, tmp_path: Path, sample: SampleFiles, omics: Any, write_loaded: LoadedSample
 ) -> None:
     store = write_loaded.sequence_store_id
@@ -31,13 +31,6 @@ def test_rsync_needs_inplace_and_cp_p_reports_the_times_it_cannot_keep(
     assert plain.returncode == 23, plain.stderr
     assert "Invalid argument" in plain.stderr
     assert read_sets_named(omics, store, "by-rsync") == []
-    # --inplace writes the file under its own name, in order: a read set.
-    inplace = subprocess.run(
-        ["rsync", "--inplace", str(_copy(tmp_path, sample, "by-rsync-inplace.fastq.gz")), str(cohort)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert inplace.returncode == 0, inplace.stderr
-    assert wait_active(omics, store, "by-rsync-inplace")["fileType"] == "FASTQ"
     # cp -p uploads, then cannot set the times (a read set has only its creation time): exit 1.
     kept = subprocess.run(
         ["cp", "-p", str(_copy(tmp_path, sample, "by-cp-p.fastq.gz")), str(cohort)],
