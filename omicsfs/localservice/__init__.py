@@ -7,9 +7,12 @@ Where things live:
 - ``state``: SQLite persistence; ``blobs``: the bytes of read sets, references and upload parts.
 - ``operations/``: one module per resource family, one function per API operation.
 - ``processing``: what the service does to uploaded/imported files (format checks, BAI/CRAI/FAI
-  indexes, counts, etags) with pysam/htslib.
+  indexes, counts, etags) with pysam/htslib; ``contigs``: a reference's contigs and whether a
+  header's @SQ lines are among them.
 - ``jobs``: background workers (upload processing, import/export/activation jobs).
 - ``faults``: reproducible fault injection; ``streaming``: file ranges as response bodies, with
-  the body faults; ``app``: the ASGI app; ``server``: process lifecycle (both endpoints).
+  the body faults; ``app``: the ASGI app (bounded bodies); ``connection``: the HTTP protocol
+  (bounded request heads, closing a connection on purpose); ``server``: process lifecycle (both
+  endpoints).
 - ``s3/``: the stores' S3 access subset (path-style REST-XML) on the second endpoint.
 """

@@ -3,8 +3,15 @@
 A request goes: route (from the model) → count → faults → parse and validate (from the model) →
 idempotency replay → operation → serialize (from the model). Errors become the rest-json error
 shape botocore parses: the HTTP status of the modeled error, ``x-amzn-ErrorType`` and a body of
-``{"__type", "message"}`` (digest §3.9). Nothing escapes as a bare 500: an unexpected exception
-is logged and answered as ``InternalServerException``.
+``{"__type", "message"}`` (docs/architecture.md, "Wire protocol" W4). Nothing escapes as a bare
+500: an unexpected exception is logged and answered as ``InternalServerException``.
+
+Request bodies are bounded: a JSON body may be MAX_JSON_BODY bytes (well above anything the model
+allows; the largest legal requests, 10,000 parts in a Complete or 100 import sources with 50 tags
+each, are a few MiB), an UploadReadSetPart body the 100 MiB part size and is streamed to disk,
+never held in memory. A body over its bound is answered at once, from its Content-Length or as
+soon as the bytes read pass the bound, while other connections keep being served; the request
+head is bounded in ``connection``.
 
 Loopback-only admin routes live under ``/_omicsfs/`` (no model path starts with an underscore):
 request counts (of both endpoints), fault control, archiving a read set, replacing the bytes of
@@ -24,13 +31,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from botocore.model import OperationModel
+
 from omicsfs.localservice import operations as _operations  # noqa: F401  (registers operations)
 from omicsfs.localservice import workers
+from omicsfs.localservice.connection import CLOSE_EXTENSION
 from omicsfs.localservice.context import OPERATIONS, Call, Service, Stream
 from omicsfs.localservice.errors import (
     ConflictException,
     InternalServerException,
+    RequestEntityTooLargeException,
     ServiceError,
+    ValidationException,
 )
 from omicsfs.localservice.faults import Faults, FaultSpecError
 from omicsfs.localservice.protocol import Router, parse_request, serialize_output, service_model
@@ -44,6 +56,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+MAX_JSON_BODY = 32 * 1024 * 1024
+MAX_ADMIN_BODY = 1024 * 1024
 IDEMPOTENT_OPERATIONS = frozenset(
     {
         "CreateSequenceStore",
@@ -146,21 +160,23 @@ class LocalServiceApp:
             return
         op, labels = match
         self.stats.requests[op.name] += 1
+        answer_fault: str | None = None
         try:
-            body_fault = await self.faults.before(op.name)
+            answer_fault = await self.faults.before(op.name)
             query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
             streaming = op.name == "UploadReadSetPart"
-            body = b"" if streaming else await _read_body(receive)
+            body = b"" if streaming else await _read_body(receive, headers, MAX_JSON_BODY)
             params = parse_request(op, labels, query, headers, body)
             if streaming:
                 params["_payload"] = _body_chunks(receive)
-                length = headers.get("content-length")
-                params["_contentLength"] = int(length) if length and length.isdigit() else None
+                params["_contentLength"] = _content_length(headers)
             call = Call(op.name, _region(headers, self.service.config.default_region), request_id)
-            result = await self._invoke(op.name, call, params)
-            if isinstance(result, Stream):
-                await self._send_stream(send, op.name, result, body_fault, request_id)
-            elif body_fault == "reset":  # headers go out, then the connection drops
+            result = await self._invoke(op, call, params)
+            if answer_fault == "drop":
+                await _drop_connection(scope, receive, send, op.name)
+            elif isinstance(result, Stream):
+                await self._send_stream(send, op.name, result, answer_fault, request_id)
+            elif answer_fault == "reset":  # headers go out, then the connection drops
                 body = serialize_output(op, result or {})
                 length = [(b"content-length", str(len(body)).encode())]
                 await send({"type": "http.response.start", "status": 200, "headers": length})
@@ -170,7 +186,10 @@ class LocalServiceApp:
                 await _send_raw(send, status, serialize_output(op, result or {}), request_id)
         except ServiceError as exc:
             self.stats.errors[op.name][exc.code] += 1
-            await _send_error(send, exc, request_id)
+            if answer_fault == "drop":  # the answer is lost whatever it was
+                await _drop_connection(scope, receive, send, op.name)
+            else:
+                await _send_error(send, exc, request_id)
         except InjectedDisconnect:
             raise
         except Exception:
@@ -180,7 +199,8 @@ class LocalServiceApp:
                 send, InternalServerException(f"Internal error; request ID {request_id}"), request_id
             )
 
-    async def _invoke(self, name: str, call: Call, params: dict[str, Any]) -> Any:
+    async def _invoke(self, op: OperationModel, call: Call, params: dict[str, Any]) -> Any:
+        name = op.name
         token = params.get("clientToken")
         if token is None or name not in IDEMPOTENT_OPERATIONS:
             return await OPERATIONS[name](self.service, call, params)
@@ -192,7 +212,7 @@ class LocalServiceApp:
         seen = self.service.state.idempotent_response(name, token)
         if seen is not None:
             if seen[0] != request_hash:
-                raise ConflictException(f"clientToken {token} was already used with different parameters.")
+                raise _token_reused(op, token)
             return json.loads(seen[1])
         result = await OPERATIONS[name](self.service, call, params)
         self.service.state.remember_response(name, token, request_hash, json.dumps(result))
@@ -224,8 +244,21 @@ class LocalServiceApp:
             await _send_json(send, 403, {"message": "admin routes answer loopback clients only"}, request_id)
             return
         method = scope["method"]
-        body = await _read_body(receive)
-        parts = path.strip("/").split("/")[1:]
+        try:
+            body = await _read_body(receive, headers, MAX_ADMIN_BODY)
+            parts = path.strip("/").split("/")[1:]
+            await self._admin_route(send, method, parts, body, request_id)
+        except ServiceError as exc:
+            await _send_error(send, exc, request_id)
+        except Exception:
+            log.exception("admin %s %s failed (request %s)", method, path, request_id)
+            await _send_error(
+                send, InternalServerException(f"Internal error; request ID {request_id}"), request_id
+            )
+
+    async def _admin_route(
+        self, send: Send, method: str, parts: list[str], body: bytes, request_id: str
+    ) -> None:
         if parts == ["stats"] and method == "GET":
             snapshot = self.stats.snapshot()
             snapshot["faults"] = {"spec": self.faults.spec, "injected": dict(self.faults.injected)}
@@ -235,10 +268,9 @@ class LocalServiceApp:
             await _send_json(send, 200, {}, request_id)
         elif parts == ["faults"] and method == "PUT":
             try:
-                self.faults = Faults.parse(body.decode())
-            except FaultSpecError as exc:
-                await _send_json(send, 400, {"message": str(exc)}, request_id)
-                return
+                self.faults = Faults.parse(body.decode("utf-8"))
+            except (FaultSpecError, UnicodeDecodeError) as exc:
+                raise ValidationException(f"fault spec: {exc}") from None
             await _send_json(send, 200, {"spec": self.faults.spec}, request_id)
         elif parts == ["processing"] and method == "PUT" and body in (b"hold", b"run"):
             self.service.hold_processing(body == b"hold")
@@ -254,14 +286,22 @@ class LocalServiceApp:
                 return
             await _send_json(send, 200, {"id": doc["id"], "files": doc["files"]}, request_id)
         elif len(parts) == 3 and parts[0] == "archive" and method == "POST":
-            try:
-                doc = archive_read_set(self.service, parts[1], parts[2])
-            except ServiceError as exc:
-                await _send_error(send, exc, request_id)
-                return
+            doc = archive_read_set(self.service, parts[1], parts[2])
             await _send_json(send, 200, {"id": doc["id"], "status": doc["status"]}, request_id)
         else:
-            await _send_json(send, 404, {"message": f"no admin route {method} {path}"}, request_id)
+            await _send_json(
+                send, 404, {"message": f"no admin route {method} /_omicsfs/{'/'.join(parts)}"}, request_id
+            )
+
+
+def _token_reused(op: OperationModel, token: str) -> ServiceError:
+    """A clientToken seen before with other parameters. The API reference does not say which
+    error the real service answers; this one is an error the operation declares in the model
+    (ConflictException where declared, else ValidationException), so botocore raises the class a
+    caller can expect."""
+    declared = {shape.name for shape in op.error_shapes}
+    error = ConflictException if ConflictException.code in declared else ValidationException
+    return error(f"clientToken {token} was already used with different parameters.")
 
 
 def archive_read_set(service: Service, store_id: str, read_set_id: str) -> dict[str, Any]:
@@ -283,13 +323,47 @@ def _region(headers: dict[str, str], default: str) -> str:
     return fields[2] if len(fields) >= 5 and fields[2] else default
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    """The whole request body, refused (413) once it is known to be longer than ``limit``: from
+    its Content-Length before reading any of it, or when a chunked body passes the limit."""
+    declared = _content_length(headers)
+    if declared is not None and declared > limit:
+        raise _too_large(declared, limit)
     chunks = []
+    size = 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> RequestEntityTooLargeException:
+    return RequestEntityTooLargeException(
+        f"The request body is {size} bytes or more; this service accepts at most {limit} bytes here."
+    )
+
+
+def _content_length(headers: dict[str, str]) -> int | None:
+    value = headers.get("content-length")
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
+
+
+async def _drop_connection(scope: Scope, receive: Receive, send: Send, name: str) -> None:
+    """Loses the answer of a call that ran (the ``drop`` fault): the connection closes with
+    nothing sent, and the app returns once the server has seen it close."""
+    log.info("dropping the answer to %s (injected fault)", name)
+    close = scope.get("extensions", {}).get(CLOSE_EXTENSION, {}).get("close")
+    if close is None:  # a server without omicsfs's protocol: headers, then the cut
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]})
+        raise InjectedDisconnect(name)
+    close()
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:

@@ -66,12 +66,24 @@ class Blobs:
         parts = [p for p in rest.split("/") if p]
         if not parts or any(p in (".", "..") for p in parts):
             raise ValidationException(f"S3 URI must not contain '.' or '..' segments: {uri}")
+        if "\0" in rest:  # the model allows any character; no file name holds NUL
+            raise ValidationException("S3 URI must not contain NUL characters")
         path = self.s3_root.joinpath(*parts)
         root = self.s3_root.resolve()
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve()
+        except OSError as exc:  # a symlink loop, say
+            raise ValidationException(f"S3 URI cannot be resolved: {exc.strerror}") from None
         if resolved != root and root not in resolved.parents:
             raise ValidationException(f"S3 URI resolves outside the S3 root: {uri}")
         return path
+
+    def bucket_exists(self, uri: str) -> bool:
+        """Whether the bucket of ``s3://bucket/...`` is a folder of the S3 root. A bucket is what
+        must exist in S3 (writes into a missing one fail with NoSuchBucket); key prefixes
+        ("folders") need not, so only the top level is checked and the rest is created."""
+        first = self.s3_path(uri).relative_to(self.s3_root).parts[:1]
+        return bool(first) and (self.s3_root / first[0]).is_dir()
 
     # -- start-up ----------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from omicsfs.localservice.state import State
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PART_SIZE = 104_857_600  # the real service's partSize (healthomics-ecosystem.md §2.3)
+DEFAULT_PART_SIZE = 104_857_600  # the real service's partSize (100 MiB)
 MAX_UPLOAD_PART_SIZE = 104_857_600  # "Each part cannot be larger than 100 MB" (API reference)
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_ACCOUNT = "123456789012"
@@ -163,12 +163,19 @@ class Service:
         """One page of ``items`` (already in listing order) and the token for the next.
 
         Tokens are opaque, bound to the listing they came from and signed, so a token the service
-        did not issue is a ValidationException. They name the last item's sort key rather than an
-        offset, so pages stay consistent while items are added or removed (moto's paginator does
-        the same with ``unique_attribute``).
+        did not issue is a ValidationException. The listing is the operation and its container
+        (``scope``) and every other parameter of the request (filter, maxResults): a token
+        presented with a different filter or page size is refused, as the request it continues
+        is not the one it came from. Tokens name the last item's sort key rather than an offset,
+        so pages stay consistent while items are added or removed (moto's paginator does the
+        same with ``unique_attribute``).
         """
         limit = params.get("maxResults", DEFAULT_PAGE_SIZE)
         key = key or _sort_key
+        request = json.dumps(
+            {k: v for k, v in params.items() if k != "nextToken"}, sort_keys=True, default=str
+        )
+        scope = f"{scope}/{hashlib.sha256(request.encode()).hexdigest()[:16]}"
         start = 0
         token = params.get("nextToken")
         if token is not None:
@@ -184,7 +191,10 @@ class Service:
         return f"{body}.{mac}"
 
     def _open_token(self, token: str, scope: str) -> tuple[str, str]:
-        invalid = ValidationException("The nextToken is invalid: it was not issued for this listing.")
+        invalid = ValidationException(
+            "The nextToken is invalid: it was not issued for this listing (the same operation, "
+            "store, filter and maxResults)."
+        )
         body, _, mac = token.partition(".")
         expected = hmac.new(self._token_key, body.encode(), hashlib.sha256).hexdigest()[:32]
         if not hmac.compare_digest(mac, expected):
@@ -257,7 +267,7 @@ JOB_FILTER: dict[str, FilterRule] = {"status": equals("status"), **CREATED_BOUND
 def apply_filter(
     items: Iterable[dict[str, Any]], wanted: Mapping[str, Any] | None, rules: Mapping[str, FilterRule]
 ) -> list[dict[str, Any]]:
-    """Exact matches and inclusive time bounds (the digest §6.8's reading of the unspecified)."""
+    """Exact matches and inclusive time bounds (docs/architecture.md, "Wire protocol" W6)."""
     active = [(rules[k], v) for k, v in (wanted or {}).items() if k in rules]
     return [item for item in items if all(rule(item, value) for rule, value in active)]
 

@@ -2,7 +2,8 @@
 
 botocore picks the exception class from the error code alone (``x-amzn-ErrorType`` / ``__type``)
 and never from the HTTP status, so the code must be exactly the model's shape name: the API
-reference's ``InternalServerError`` would surface as a generic ClientError (digest §7.1).
+reference's ``InternalServerError`` would surface as a generic ClientError
+(docs/architecture.md, "Wire protocol" W4).
 The HTTP statuses are checked against the model by ``tests/service/test_protocol.py``.
 """
 
@@ -70,6 +71,16 @@ class InternalServerException(ServiceError):
     status = 500
 
 
+class RequestEntityTooLargeException(ServiceError):
+    """A request body over the service's bound (app.py). Not a shape of the model: like a real
+    AWS front end it answers HTTP 413, in the same rest-json error shape, and botocore raises it
+    as a ClientError with this code (it is not retried)."""
+
+    code = "RequestEntityTooLargeException"
+    status = 413
+
+
+#: The modeled errors (RequestEntityTooLargeException is not one).
 ALL_ERRORS: tuple[type[ServiceError], ...] = (
     ValidationException,
     ServiceQuotaExceededException,

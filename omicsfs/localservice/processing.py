@@ -6,8 +6,9 @@ htslib does the genomics through pysam; there is no hand-written BAM, CRAM or FA
 Fidelity notes (also in README "What the local service does not emulate"):
 - Like the real service, BAM and uBAM read sets gain an ``@CO`` header line naming the sequence
   store and the ingestion time, so the stored bytes differ from the uploaded ones
-  (research/healthomics-ecosystem.md §2.3). CRAM is stored as uploaded: ``samtools reheader``
-  on CRAM writes to the process's stdout, which a server cannot share.
+  (https://docs.aws.amazon.com/omics/latest/dev/etags-and-provenance.html). CRAM is stored as
+  uploaded: ``samtools reheader`` on CRAM writes to the process's stdout, which a server cannot
+  share.
 - The etag is the store's hash family over the *stored bytes* of each source. The real service
   hashes the decompressed FASTQ, or the alignment section rendered as SAM, so values differ.
 - ``sequenceInformation.alignment`` is ``ALIGNED`` for BAM/CRAM with @SQ lines and ``UNALIGNED``
@@ -26,6 +27,7 @@ from typing import Any
 
 import pysam
 
+from omicsfs.localservice import contigs
 from omicsfs.localservice.blobs import commit_file, file_digest, tmp_sibling
 
 log = logging.getLogger(__name__)
@@ -78,45 +80,68 @@ class ProcessedReadSet:
     etag: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ReferenceFiles:
+    """The reference a read set names: its FASTA (with ``.fai``) and its saved contigs."""
+
+    arn: str
+    fasta: Path
+    contigs: Path
+
+
+ALIGNED_TYPES = frozenset({"BAM", "CRAM"})
+
+
 def process_read_set(
     sources: dict[str, Path],
     file_type: str,
     etag_family: str,
     index_path: Path,
     provenance: str,
-    reference_fasta: Path | None = None,
+    reference: ReferenceFiles | None = None,
 ) -> ProcessedReadSet:
     """Checks, stamps, indexes, counts and hashes a read set's files in place.
 
     ``sources`` maps ``source1``/``source2`` to their stored files. Raises InvalidInput when the
-    bytes are not the declared ``file_type``.
+    bytes are not the declared ``file_type``: BAM and CRAM must name a reference that holds every
+    ``@SQ`` contig (``contigs``) and a CRAM must decode against it; a uBAM must have no ``@SQ``
+    lines and no aligned records (README "What it does", "References").
     """
     result = ProcessedReadSet()
     if file_type in ("BAM", "UBAM", "CRAM"):
+        source = sources["source1"]
         expected = "CRAM" if file_type == "CRAM" else "BAM"
-        found = sniff(sources["source1"])
+        found = sniff(source)
         if found != expected:
             raise InvalidInput(
                 f"SOURCE1 is not a {file_type} file (expected {_describe(expected)}, found "
                 f"{_describe(found)})"
             )
+        fasta = reference.fasta if reference is not None else None
+        sq_lines = _header(source, fasta).get("SQ", [])
+        if file_type in ALIGNED_TYPES:
+            _check_reference(sq_lines, reference)
+        elif sq_lines:
+            raise InvalidInput(
+                f"SOURCE1 has {len(sq_lines)} @SQ lines, so it is an aligned BAM, not a uBAM: "
+                "declare it BAM, with its referenceArn"
+            )
         if expected == "BAM":
-            _add_provenance(sources["source1"], provenance, reference_fasta)
-        aligned = _has_sq_lines(sources["source1"], reference_fasta)
-        if file_type != "UBAM" and _build_index(sources["source1"], index_path, file_type):
+            _add_provenance(source, provenance, fasta)
+        if file_type != "UBAM" and _build_index(source, index_path, file_type):
             result.index = index_path
-        reads, bases = _count_alignments(sources["source1"], reference_fasta)
+        reads, bases = _count_alignments(source, fasta, file_type)
         result.sequence_information = {
             "totalReadCount": reads,
             "totalBaseCount": bases,
-            "alignment": "ALIGNED" if aligned and file_type != "UBAM" else "UNALIGNED",
+            "alignment": "ALIGNED" if sq_lines else "UNALIGNED",
         }
     elif file_type == "FASTQ":
         reads = bases = 0
         for name, path in sources.items():
             if sniff(path) != "GZIP":
                 raise InvalidInput(
-                    f"{name.upper()} is not gzip-compressed FASTQ (the store keeps FASTQ gzip-only)"
+                    f"{name.upper()} is not gzip-compressed FASTQ (sequence stores keep FASTQ gzip-only)"
                 )
             n, b = _count_fastq(path, name)
             reads += n
@@ -133,6 +158,15 @@ def process_read_set(
     for name, path in sources.items():
         result.etag[name] = file_digest(path, _FAMILY_HASH[etag_family])
     return result
+
+
+def _check_reference(sq_lines: list[dict[str, Any]], reference: ReferenceFiles | None) -> None:
+    if reference is None:
+        raise InvalidInput("an aligned read set needs a reference, and its referenceArn names none")
+    missing = contigs.missing_contigs(sq_lines, contigs.load_contigs(reference.fasta, reference.contigs))
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise InvalidInput(f"{len(missing)} @SQ contigs are not in the reference: {shown}")
 
 
 def _describe(kind: str) -> str:
@@ -152,9 +186,13 @@ def _open_alignments(path: Path, reference_fasta: Path | None) -> Any:
     return pysam.AlignmentFile(str(path), **kwargs)
 
 
-def _has_sq_lines(path: Path, reference_fasta: Path | None) -> bool:
-    with _open_alignments(path, reference_fasta) as handle:
-        return bool(handle.header.to_dict().get("SQ"))
+def _header(path: Path, reference_fasta: Path | None) -> dict[str, Any]:
+    try:
+        with _open_alignments(path, reference_fasta) as handle:
+            header: dict[str, Any] = handle.header.to_dict()
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read the header: {exc}") from None
+    return header
 
 
 def _add_provenance(path: Path, provenance: str, reference_fasta: Path | None) -> None:
@@ -187,17 +225,24 @@ def _build_index(path: Path, index_path: Path, file_type: str) -> bool:
     return True
 
 
-def _count_alignments(path: Path, reference_fasta: Path | None) -> tuple[int, int]:
+def _count_alignments(path: Path, reference_fasta: Path | None, file_type: str) -> tuple[int, int]:
+    """Primary reads and their bases; reading every record is also what proves that a CRAM
+    decodes against its reference (htslib checks each slice's reference MD5)."""
     reads = bases = 0
     try:
         with _open_alignments(path, reference_fasta) as handle:
             for record in handle.fetch(until_eof=True):
+                if file_type == "UBAM" and not record.is_unmapped:
+                    raise InvalidInput(
+                        f"record {record.query_name} is aligned; a uBAM holds unaligned reads only"
+                    )
                 if record.is_secondary or record.is_supplementary:
                     continue
                 reads += 1
                 bases += record.query_length or record.infer_read_length() or 0
     except (OSError, ValueError) as exc:
-        raise InvalidInput(f"cannot read the records: {exc}") from None
+        what = "does not decode against its reference" if file_type == "CRAM" else "cannot be read"
+        raise InvalidInput(f"SOURCE1 {what}: {exc}") from None
     return reads, bases
 
 
@@ -228,8 +273,9 @@ class ProcessedReference:
     index_size: int
 
 
-def process_reference(source: Path, stored: Path, index: Path) -> ProcessedReference:
-    """Stores a FASTA (decompressed if gzip/bgzip) with its FAI index and whole-file MD5."""
+def process_reference(source: Path, stored: Path, index: Path, contigs_path: Path) -> ProcessedReference:
+    """Stores a FASTA (decompressed if gzip/bgzip) with its FAI index, whole-file MD5 and the
+    name, length and MD5 of every contig (what uploads are checked against)."""
     kind = sniff(source)
     stored.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_sibling(stored)
@@ -253,6 +299,7 @@ def process_reference(source: Path, stored: Path, index: Path) -> ProcessedRefer
     # Keep the FAI beside the FASTA as well: htslib looks for `source.fai` when it decodes a CRAM
     # against this reference and would otherwise write one on the fly, non-atomically.
     os.link(str(stored) + ".fai", index)
+    contigs.write_contigs(contigs.compute_contigs(stored), contigs_path)
     return ProcessedReference(
         md5=file_digest(stored, "md5"),
         source_size=stored.stat().st_size,

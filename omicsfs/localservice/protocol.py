@@ -2,20 +2,28 @@
 
 Nothing here is a hand-typed table: routes, parameter locations, types, constraints and output
 shapes all come from the model botocore ships, so the service cannot drift from the client
-(moto does the same in ``BaseResponse._get_action_from_method_and_request_uri``; see
-research/codebase-models.md §5).
+(moto does the same in ``BaseResponse._get_action_from_method_and_request_uri``,
+https://github.com/getmoto/moto/blob/master/moto/core/responses.py).
 
 Subtleties, each handled below:
 1. Paths are split on ``/`` *before* percent-decoding: ARNs arrive as ``arn%3Aaws%3A...%2F123`` and
-   ``%2F`` must not become a separator (digest §3.4).
-2. botocore validates only required members, min lengths and min values (digest §3.10); the
-   server must enforce max lengths, enums, patterns, ranges and list counts. Patterns use Java's
-   ``\\p{..}`` classes, hence the ``regex`` module. They are applied as full matches so that
-   ``abc1234567`` is not a valid numeric ID.
+   ``%2F`` must not become a separator (docs/architecture.md, "Wire protocol" W1).
+2. botocore validates only required members, min lengths and min values (docs/architecture.md,
+   "Wire protocol" W2); the server must enforce max lengths, enums, patterns, ranges and list
+   counts. Patterns use Java's ``\\p{..}`` classes, hence the ``regex`` module. They are
+   applied as full matches so that ``abc1234567`` is not a valid numeric ID.
 3. An operation with no body members sends no body at all (ListMultipartReadSetUploads): an empty
    body is ``{}``.
 4. Every timestamp shape carries ``timestampFormat: iso8601``, overriding the rest-json default of
-   epoch seconds (digest §3.8): requests may send either, responses are ISO-8601 UTC strings.
+   epoch seconds (docs/architecture.md, "Wire protocol" W3): requests may send either, responses
+   are ISO-8601 UTC strings.
+5. No input may make the service fail (README "What it does"): whatever the bytes, a request is
+   answered with ValidationException when it is not a well-formed instance of the model. JSON is
+   refused when it nests deeper than any model shape, holds ``NaN``/``Infinity`` or unpaired
+   surrogates; integers must fit the model type (32-bit ``integer``, 64-bit ``long``) as the real
+   service's parser requires, and query, header and label integers are plain ASCII digits (Python's
+   ``int()`` would also take ``+1``, `` 1`` and ``1_0``); timestamps must be representable
+   (years 1-9999, UTC).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from botocore.model import OperationModel, ServiceModel, Shape, StructureShape
 
 from omicsfs.localservice.errors import ValidationException
 
-#: The 41 storage operations of the digest §1: 38 storage operations plus the 3 tag operations.
+#: The 41 storage operations: 38 storage operations plus the 3 tag operations.
 STORAGE_OPERATIONS: tuple[str, ...] = (
     "CreateSequenceStore",
     "GetSequenceStore",
@@ -83,6 +91,10 @@ STORAGE_OPERATIONS: tuple[str, ...] = (
 #: modeled as ``[\p{N}||\p{P}]+`` (digits and punctuation), which would refuse the RFC 7233 form
 #: ``bytes=0-99`` that every HTTP client sends; the operation parses the header itself.
 _PATTERN_EXEMPT: frozenset[tuple[str, str]] = frozenset({("GetReference", "range")})
+
+#: The range of the model's integer types (Smithy: ``integer`` is 32-bit, ``long`` 64-bit).
+_INTEGER_RANGE = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+_PLAIN_INTEGER = regex.compile(r"-?[0-9]+")
 
 
 @cache
@@ -141,7 +153,7 @@ class Router:
             uri = op.http["requestUri"].split("?", 1)[0]
             routes.append(Route(op, op.http["method"], tuple(uri.strip("/").split("/"))))
         # A literal segment beats a label at the same depth: `readset/batch/delete` before
-        # `readset/{id}/...` (digest §3.3).
+        # `readset/{id}/...` (docs/architecture.md, "Wire protocol" W1).
         self.routes = sorted(routes, key=lambda r: (-r.literal_count, -len(r.segments)))
 
     def match(self, method: str, raw_path: str) -> tuple[OperationModel, dict[str, str]] | None:
@@ -214,25 +226,35 @@ def _parse_json_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationException(f"Request body is not valid JSON: {exc}") from None
+        # json.loads recurses per nesting level and stops at the interpreter's recursion limit
+        # with RecursionError, which is how a document nested 100,000 deep is refused.
+        document = json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValidationException(f"Request body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(document, dict):
         raise ValidationException("Request body must be a JSON object")
     return document
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _parse_scalar(shape: Shape, text: str, name: str) -> Any:
+    """A query, header or label value as the model's type."""
     if shape.type_name in ("integer", "long"):
-        try:
-            return int(text)
-        except ValueError:
-            raise ValidationException(f"Value '{text}' at '{name}' is not an integer") from None
+        if not _PLAIN_INTEGER.fullmatch(text):
+            raise ValidationException(f"Value '{text[:40]}' at '{name}' is not an integer (plain digits)")
+        if len(text.lstrip("-")) > 20:  # past any 64-bit value; int() would take 4300 digits
+            raise ValidationException(f"Value at '{name}' is out of range for a {shape.type_name}")
+        return int(text)
     if shape.type_name == "boolean":
-        return text.lower() == "true"
+        if text not in ("true", "false"):
+            raise ValidationException(f"Value '{text[:40]}' at '{name}' is not 'true' or 'false'")
+        return text == "true"
     if shape.type_name == "timestamp":
         return parse_timestamp(text, name)
-    return text
+    return _text(text, name)
 
 
 def _from_json(shape: Shape, value: Any, path: str) -> Any:
@@ -254,7 +276,10 @@ def _from_json(shape: Shape, value: Any, path: str) -> Any:
     if kind == "map":
         if not isinstance(value, dict):
             raise ValidationException(f"Value at '{path}' must be a map")
-        return {str(k): _from_json(shape.value, v, f"{path}.{k}") for k, v in value.items()}  # type: ignore[attr-defined]
+        return {
+            _text(k, f"{path}.<key>"): _from_json(shape.value, v, f"{path}.{k}")  # type: ignore[attr-defined]
+            for k, v in value.items()
+        }
     if kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValidationException(f"Value at '{path}' must be an integer")
@@ -267,23 +292,35 @@ def _from_json(shape: Shape, value: Any, path: str) -> Any:
         return value
     if not isinstance(value, str):
         raise ValidationException(f"Value at '{path}' must be a string")
+    return _text(value, path)
+
+
+def _text(value: str, path: str) -> str:
+    """Refuses unpaired surrogates (JSON's ``"\\ud800"``): no UTF-8 store or response can hold them."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationException(f"Value at '{path}' is not valid Unicode") from None
     return value
 
 
 def parse_timestamp(value: Any, path: str) -> dt.datetime:
-    """Accepts ISO-8601 strings and epoch numbers, as botocore may send either."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value, tz=dt.UTC)
-    if isinstance(value, str):
-        try:
-            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+    """A timestamp in UTC, from an ISO-8601 string or epoch seconds (botocore may send either).
+
+    Out-of-range values (``1e30``, ``-1e30``, year 10000, an offset that leaves years 1-9999)
+    are a ValidationException, never an OverflowError.
+    """
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+        if isinstance(value, str):
             try:
-                return dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+                parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
-                pass
-        else:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+                return dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+            return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        raise ValidationException(f"Value at '{path}' is not a representable timestamp") from None
     raise ValidationException(f"Value at '{path}' is not a timestamp")
 
 
@@ -326,6 +363,9 @@ def validate(shape: Shape, value: Any, operation: str, path: str) -> None:
             validate(shape.value, item, operation, f"{path}.{key}")  # type: ignore[attr-defined]
         return
     if kind in ("integer", "long"):
+        low, high = _INTEGER_RANGE[kind]
+        if not low <= value <= high:
+            raise ValidationException(f"Value at '{label}' is out of range for a {kind}")
         if "min" in meta and value < meta["min"]:
             raise ValidationException(f"Value {value} at '{label}' must be at least {meta['min']}")
         if "max" in meta and value > meta["max"]:
@@ -373,8 +413,8 @@ def format_timestamp(value: dt.datetime) -> str:
 def serialize_output(op: OperationModel, result: Mapping[str, Any]) -> bytes:
     """Renders an operation's result as its JSON body, keeping only modeled members.
 
-    A key the model does not know is a bug in the operation, not something to send: it raises so
-    the conformance suite catches it.
+    A key the model does not know, or a member the model marks required that is missing, is a bug
+    in the operation, not something to send: it raises so the conformance suite catches it.
     """
     shape = op.output_shape
     if shape is None or not shape.members:
@@ -391,6 +431,9 @@ def _to_json(shape: Shape, value: Any, path: str) -> Any:
         unknown = {k for k in value if not k.startswith("_")} - set(shape.members)
         if unknown:
             raise KeyError(f"{path}: not in the model's {shape.name}: {sorted(unknown)}")
+        missing = [name for name in shape.required_members if value.get(name) is None]
+        if missing:
+            raise KeyError(f"{path}: the model's {shape.name} requires {missing}")
         return {
             name: _to_json(member, value[name], f"{path}.{name}")
             for name, member in shape.members.items()

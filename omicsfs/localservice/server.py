@@ -20,6 +20,7 @@ from types import FrameType
 import uvicorn
 
 from omicsfs.localservice.app import LocalServiceApp
+from omicsfs.localservice.connection import ServiceHttpProtocol
 from omicsfs.localservice.context import Service, ServiceConfig
 from omicsfs.localservice.faults import Faults
 
@@ -58,7 +59,8 @@ def serve(
     sock = bind(host, port)
     s3_sock = bind(host, s3_port)
     url, s3_url = endpoint_url(sock), endpoint_url(s3_sock)
-    app = LocalServiceApp(Service(config), faults, s3_ports=frozenset({s3_sock.getsockname()[1]}))
+    s3_ports = frozenset({s3_sock.getsockname()[1]})
+    app = LocalServiceApp(Service(config), faults, s3_ports=s3_ports)
     print(f"omicsfs local service listening on {url}", flush=True)
     print(f"omicsfs local S3 access listening on {s3_url}", flush=True)
     print(f"  data dir: {config.data_dir}  s3 root: {config.s3_root}", flush=True)
@@ -67,9 +69,10 @@ def serve(
         log_level=log_level.lower(),
         access_log=False,
         lifespan="on",
-        # One long GetReadSet must not starve the others: keep-alive, big buffers.
+        # One long GetReadSet must not starve the others: keep-alive.
         timeout_keep_alive=60,
-        h11_max_incomplete_event_size=None,
+        # httptools with a bounded request head and errors in the modeled shape (connection.py).
+        http=ServiceHttpProtocol.serving(s3_ports),
     )
     server = _Server(uv_config)
     server.run(sockets=[sock, s3_sock])

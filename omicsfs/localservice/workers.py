@@ -11,10 +11,8 @@ left unfinished.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import math
-import shutil
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,12 @@ from typing import Any
 from omicsfs.localservice import processing
 from omicsfs.localservice.blobs import commit_file, copy_file, tmp_sibling
 from omicsfs.localservice.context import Service
-from omicsfs.localservice.errors import ConflictException, ResourceNotFoundException, ServiceError
+from omicsfs.localservice.errors import (
+    ConflictException,
+    ResourceNotFoundException,
+    ServiceError,
+    ValidationException,
+)
 from omicsfs.localservice.s3.objects import object_version
 
 log = logging.getLogger(__name__)
@@ -49,14 +52,35 @@ def require_reference_arn(svc: Service, arn: str) -> dict[str, Any]:
     return doc
 
 
-def reference_fasta(svc: Service, arn: str | None) -> Path | None:
+def require_reference_for(svc: Service, file_type: str, arn: str | None, where: str) -> None:
+    """BAM and CRAM need a referenceArn naming an existing reference; uBAM and FASTQ may name one.
+
+    "Aligned read sets require a reference genome to align genomic sequences, but it's optional
+    for unaligned read sets" (https://docs.aws.amazon.com/omics/latest/dev/manage-sequence-store.html).
+    Uploads and import jobs both check it when they are started, so nothing is created.
+    """
+    if arn:
+        require_reference_arn(svc, arn)
+    elif file_type in processing.ALIGNED_TYPES:
+        raise ValidationException(
+            f"{where}: a {file_type} read set is aligned and needs a referenceArn "
+            "(only FASTQ and UBAM may have none)."
+        )
+
+
+def reference_files(svc: Service, arn: str | None) -> processing.ReferenceFiles | None:
+    """The files of the reference an ARN names, or None (no ARN, or deleted since)."""
     if not arn:
         return None
     try:
         doc = require_reference_arn(svc, arn)
     except ResourceNotFoundException:
         return None
-    return svc.blobs.file("reference", doc["id"], "source")
+    return processing.ReferenceFiles(
+        arn=arn,
+        fasta=svc.blobs.file("reference", doc["id"], "source"),
+        contigs=svc.blobs.file("reference", doc["id"], "contigs"),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,7 +232,7 @@ async def ingest_read_set(svc: Service, doc: dict[str, Any]) -> dict[str, Any]:
         store.get("eTagAlgorithmFamily", "MD5up"),
         index,
         provenance,
-        reference_fasta(svc, doc.get("referenceArn")),
+        reference_files(svc, doc.get("referenceArn")),
     )
     names = object_names(doc)
     files, versions = {}, {}
@@ -263,6 +287,11 @@ async def _to_fallback(svc: Service, doc: dict[str, Any]) -> None:
     try:
         folder = svc.blobs.s3_path(location.rstrip("/") + f"/{doc['id']}")
     except ServiceError:
+        return
+    if not svc.blobs.bucket_exists(location):
+        log.warning(
+            "fallbackLocation %s: the bucket does not exist; files of %s not copied", location, doc["id"]
+        )
         return
     for name in doc["_sources"]:
         source = svc.blobs.file("readSet", doc["id"], name)
@@ -332,13 +361,8 @@ async def run_import_job(svc: Service, job_id: str) -> None:
         source_names = {name: item["sourceFiles"][name].rstrip("/").rsplit("/", 1)[-1] for name in sources}
         try:
             for name, path in sources.items():
-                target = svc.blobs.file("readSet", ident, name)
-                if item["sourceFileType"] == "FASTQ" and processing.sniff(path) != "GZIP":
-                    # The store keeps FASTQ gzip-only; imports of plain FASTQ are compressed.
-                    await asyncio.to_thread(_gzip_file, path, target)
-                    source_names[name] += ".gz"
-                else:
-                    await asyncio.to_thread(copy_file, path, target)
+                # The same checks as an upload's: plain FASTQ fails here as it does there.
+                await asyncio.to_thread(copy_file, path, svc.blobs.file("readSet", ident, name))
             # An imported read set is listed only once it is ACTIVE.
             draft = new_read_set(svc, ident, job["sequenceStoreId"], item, "IMPORT", list(sources), job["id"])
             draft["_sourceNames"] = source_names
@@ -353,14 +377,6 @@ async def run_import_job(svc: Service, job_id: str) -> None:
     await _run_job(svc, "importJob", job_id, "sources", handle)
 
 
-def _gzip_file(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_sibling(target)
-    with open(source, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as out:
-        shutil.copyfileobj(src, out, 4 * 1024 * 1024)
-    tmp.replace(target)
-
-
 async def run_export_job(svc: Service, job_id: str) -> None:
     async def handle(job: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
         doc = svc.state.get("readSet", item["id"])
@@ -369,6 +385,8 @@ async def run_export_job(svc: Service, job_id: str) -> None:
         if doc["status"] != "ACTIVE":
             raise ItemFailed(f"Read set {item['id']} is {doc['status']}, not ACTIVE.")
         folder = svc.blobs.s3_path(job["destination"].rstrip("/") + f"/{doc['id']}")
+        if not svc.blobs.bucket_exists(job["destination"]):
+            raise ItemFailed(f"NoSuchBucket: the bucket of {job['destination']} does not exist.")
         for name, object_name in file_names(doc).items():
             if name in doc.get("files", {}):
                 source = svc.blobs.file("readSet", doc["id"], name)
@@ -405,8 +423,9 @@ async def run_reference_import_job(svc: Service, job_id: str) -> None:
         ident = svc.state.new_id("reference")
         stored = svc.blobs.file("reference", ident, "source")
         index = svc.blobs.file("reference", ident, "index")
+        contigs = svc.blobs.file("reference", ident, "contigs")
         try:
-            result = await asyncio.to_thread(processing.process_reference, source, stored, index)
+            result = await asyncio.to_thread(processing.process_reference, source, stored, index, contigs)
         except BaseException:
             svc.blobs.remove("reference", ident)
             raise

@@ -151,4 +151,3 @@ def test_unaligned_bam_reads_match(store_dir: Path, sample: SampleFiles) -> None
     assert run("samtools", "view", store_dir / "NA12878-unaligned.bam") == run(
         "samtools", "view", sample.ubam
     )
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,29 @@ def error_of(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
     """(error code, HTTP status) as botocore parsed them."""
     response = excinfo.value.response
     return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def import_reference(service: RunningService, fasta: Path, name: str = "genome") -> str:
+    """Imports a FASTA through a reference import job (as a user would); returns its ARN.
+
+    A BAM or CRAM read set needs one: the service refuses aligned uploads without a referenceArn
+    and fails those whose @SQ contigs the reference does not hold.
+    """
+    omics = service.client()
+    stores = omics.list_reference_stores()["referenceStores"]
+    store_id = stores[0]["id"] if stores else omics.create_reference_store(name="references")["id"]
+    key = f"references-{uuid.uuid4().hex[:10]}/{fasta.name}"
+    target = service.s3_root / "bucket" / key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(fasta, target)
+    started = omics.start_reference_import_job(
+        referenceStoreId=store_id, roleArn=ROLE, sources=[{"sourceFile": f"s3://bucket/{key}", "name": name}]
+    )
+    service.drain()
+    job = omics.get_reference_import_job(referenceStoreId=store_id, id=started["id"])
+    assert job["status"] == "COMPLETED", job
+    reference = omics.get_reference_metadata(referenceStoreId=store_id, id=job["sources"][0]["referenceId"])
+    return str(reference["arn"])
 
 
 def upload_file(
@@ -100,9 +125,12 @@ def load_store(service: RunningService, sample: SampleFiles, name: str) -> Loade
     store = dict(omics.create_sequence_store(name=name, propagatedSetLevelTags=["project"]))
     sid = store["id"]
     tags = {"project": "p1", "private": "kept-off-objects"}
+    arn = import_reference(service, sample.reference, f"{name}-genome")
     read_sets = {
-        "BAM": upload_file(omics, sid, {"SOURCE1": sample.bam}, "BAM", name="NA12878", tags=tags),
-        "CRAM": upload_file(omics, sid, {"SOURCE1": sample.cram}, "CRAM", name="c"),
+        "BAM": upload_file(
+            omics, sid, {"SOURCE1": sample.bam}, "BAM", name="NA12878", tags=tags, referenceArn=arn
+        ),
+        "CRAM": upload_file(omics, sid, {"SOURCE1": sample.cram}, "CRAM", name="c", referenceArn=arn),
         "FASTQ": upload_file(
             omics, sid, {"SOURCE1": sample.fastq1, "SOURCE2": sample.fastq2}, "FASTQ", name="pair"
         ),

@@ -3,28 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
+import urllib.error
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError, ResponseStreamingError
+from botocore.exceptions import ClientError, ConnectionClosedError, ResponseStreamingError
 
 from omicsfs.localservice.faults import Faults, FaultSpecError
 from omicsfs.localservice.pacing import Pacer
 from omicsfs.sample.data import SampleFiles
 from tests.localservice import RunningService
-from tests.service.helpers import download, error_of, upload_file
+from tests.service.helpers import download, error_of, import_reference, upload_file
 
 
 def test_state_survives_a_restart(tmp_path: Path, sample: SampleFiles) -> None:
     first = RunningService(tmp_path / "data")
     omics = first.client()
     store = omics.create_sequence_store(name="durable")
-    rs = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM")
+    reference_arn = import_reference(first, sample.reference)
+    rs = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM", referenceArn=reference_arn)
     first.drain()
     before = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=rs)
     before.pop("ResponseMetadata")
@@ -100,16 +103,76 @@ def test_fault_spec_parsing() -> None:
     assert paced.bandwidth("GetReference") == pytest.approx(1.5e9)
     assert paced.bandwidth("ListReadSets") is None  # data operations only
     assert Faults.parse("bandwidth=4096").bandwidth("GetReference") == 4096
+    s3_rules = Faults.parse(
+        "error@HeadObject,PutObject=1;short@GetObject=1/2;throttle@ListObjectsV2=0.5"
+    ).rules
+    assert [r.kind for r in s3_rules] == ["error", "short", "throttle"]  # S3 names are operations too
+    drop = Faults.parse("drop@CompleteMultipartReadSetUpload=1/1").rules[0]
+    assert (drop.kind, drop.every, drop.operations) == (
+        "drop",
+        1,
+        frozenset({"CompleteMultipartReadSetUpload"}),
+    )
     for bad in ("throttle", "nonsense=1", "throttle=2", "preset=gcp", "error=1/0", "seed=x",
                 "bandwidth=0", "bandwidth=10parsecs", "bandwidth=fast"):  # fmt: skip
         with pytest.raises(FaultSpecError):
             Faults.parse(bad)
 
 
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("latency=1e400s", "plain decimal"),  # would hold every request forever
+        ("latency=" + "9" * 400 + "ms", "too large"),  # a plain decimal whose float is inf
+        ("latency=601s", "at most 600"),
+        ("latency=-5ms", "not negative"),
+        ("latency=50-5ms", "backwards"),
+        ("rate=nan", "plain decimal"),
+        ("rate=inf", "plain decimal"),
+        ("rate=0", "positive"),
+        ("rate=-3", "plain decimal"),
+        ("throttle=nan", "plain decimal"),
+        ("error=1.5", "between 0 and 1"),
+        ("error=150%", "between 0 and 1"),
+        ("error=-0.1", "plain decimal"),
+        ("error=1/+3", "plain digits"),
+        ("seed=+1", "plain digits"),
+        ("seed=1e3", "plain digits"),
+        ("bandwidth=nanMiB", "plain decimal"),
+        ("bandwidth=1e400", "plain decimal"),
+        ("error@GetReadSets=1", "no operation named GetReadSets"),
+        ("short@ListReadSets=1", "applies only to"),
+        ("drop@NoSuchOperation=1", "no operation named"),
+        ("seed@GetReadSet=1", "whole spec"),
+        ("drop@GetObject=1", "applies only to"),  # the S3 endpoint loses no answers
+        ("error@GetObjects=1", "no operation named GetObjects"),
+    ],
+)
+def test_fault_numbers_and_names_are_validated(spec: str, reason: str) -> None:
+    with pytest.raises(FaultSpecError, match=reason) as excinfo:
+        Faults.parse(spec)
+    assert spec.split("=", 1)[0] in str(excinfo.value)  # the message names the rule
+
+
+def test_the_admin_route_refuses_a_bad_fault_spec_and_keeps_the_old_one(
+    private_service: RunningService,
+) -> None:
+    private_service.set_faults("latency@ListSequenceStores=1ms")
+    for bad in (b"latency=1e400s", b"rate=nan", b"\xff\xfe"):
+        with pytest.raises(urllib.error.HTTPError) as excinfo:
+            private_service.admin("PUT", "faults", bad)
+        assert excinfo.value.code == 400
+        assert excinfo.value.headers["x-amzn-ErrorType"] == "ValidationException"
+        assert json.loads(excinfo.value.read())["__type"] == "ValidationException"
+    assert private_service.admin("GET", "stats")["faults"]["spec"] == "latency@ListSequenceStores=1ms"
+    private_service.client().list_sequence_stores()
+
+
 def _read_set_for_faults(service: RunningService, sample: SampleFiles) -> tuple[Any, str, str]:
     omics = service.client()
     store = omics.create_sequence_store(name="faults")
-    rs = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM")
+    reference_arn = import_reference(service, sample.reference)
+    rs = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM", referenceArn=reference_arn)
     service.drain()
     return omics, store["id"], rs
 
@@ -155,6 +218,58 @@ def test_short_cut_and_reset_bodies(private_service: RunningService, sample: Sam
             omics.get_read_set(sequenceStoreId=sid, id=rs, partNumber=1)["payload"].read()
     private_service.set_faults("")
     assert omics.get_read_set(sequenceStoreId=sid, id=rs, partNumber=1)["payload"].read() == part
+
+
+def test_a_dropped_complete_answer_leaves_the_read_set_made(
+    private_service: RunningService, sample: SampleFiles
+) -> None:
+    """``drop``: Complete runs to the end, then the connection closes without an answer. The
+    client (retries off) gets an error, yet the read set exists and becomes ACTIVE: it cannot
+    tell from the call alone, and retrying it blindly finds the upload gone (issue 13)."""
+    omics = private_service.client()
+    sid = omics.create_sequence_store(name="drop")["id"]
+    upload = omics.create_multipart_read_set_upload(
+        sequenceStoreId=sid, sourceFileType="FASTQ", subjectId="s", sampleId="x", name="dropped"
+    )
+    checksum = omics.upload_read_set_part(
+        sequenceStoreId=sid, uploadId=upload["uploadId"], partSource="SOURCE1", partNumber=1,
+        payload=sample.fastq1.read_bytes(),
+    )["checksum"]  # fmt: skip
+    parts = [{"partNumber": 1, "partSource": "SOURCE1", "checksum": checksum}]
+    private_service.set_faults("drop@CompleteMultipartReadSetUpload=1/1")
+    with pytest.raises(ConnectionClosedError):
+        omics.complete_multipart_read_set_upload(
+            sequenceStoreId=sid, uploadId=upload["uploadId"], parts=parts
+        )
+    private_service.drain()
+    read_sets = omics.list_read_sets(sequenceStoreId=sid)["readSets"]
+    assert [(r["name"], r["status"]) for r in read_sets] == [("dropped", "ACTIVE")]
+    assert download(omics, sid, read_sets[0]["id"]) == sample.fastq1.read_bytes()
+    assert omics.list_multipart_read_set_uploads(sequenceStoreId=sid)["uploads"] == []
+    stats = private_service.admin("GET", "stats")
+    assert stats["faults"]["injected"] == {"drop:CompleteMultipartReadSetUpload": 1}
+    assert stats["requests"]["CompleteMultipartReadSetUpload"] == 1
+    private_service.set_faults("")
+    with pytest.raises(ClientError) as excinfo:  # the blind retry
+        omics.complete_multipart_read_set_upload(
+            sequenceStoreId=sid, uploadId=upload["uploadId"], parts=parts
+        )
+    assert error_of(excinfo) == ("ResourceNotFoundException", 404)
+    assert len(omics.list_read_sets(sequenceStoreId=sid)["readSets"]) == 1
+
+
+def test_a_dropped_answer_is_lost_for_errors_and_data_too(private_service: RunningService) -> None:
+    omics = private_service.client()
+    private_service.set_faults("drop@GetSequenceStore,ListSequenceStores=1/2")
+    omics.list_sequence_stores()
+    with pytest.raises(ConnectionClosedError):  # the second call of each operation
+        omics.list_sequence_stores()
+    with pytest.raises(ClientError) as excinfo:  # an error answer that is not dropped...
+        omics.get_sequence_store(id="1234567890")
+    assert error_of(excinfo) == ("ResourceNotFoundException", 404)
+    with pytest.raises(ConnectionClosedError):  # ...and one that is
+        omics.get_sequence_store(id="1234567890")
+    omics.list_sequence_stores()  # other connections and later calls are unaffected
 
 
 def test_bandwidth_paces_each_body_on_the_due_time_of_its_bytes() -> None:
@@ -211,13 +326,15 @@ def test_latency_rule_is_applied(private_service: RunningService) -> None:
     assert private_service.admin("GET", "stats")["faults"]["spec"] == "latency@ListSequenceStores=1ms"
 
 
-def test_serve_rejects_a_bad_fault_spec(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spec", ["bogus=1", "latency=1e400s", "rate=nan"])
+def test_serve_rejects_a_bad_fault_spec(tmp_path: Path, spec: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "omicsfs", "serve", "--data-dir", str(tmp_path), "--faults", "bogus=1"],
+        [sys.executable, "-m", "omicsfs", "serve", "--data-dir", str(tmp_path), "--faults", spec],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "bogus" in result.stderr
+    assert spec.split("=")[0] in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_serve_binds_loopback_by_default(private_service: RunningService) -> None:

@@ -120,7 +120,7 @@ def fastq_source(
     }
 
 
-def missing_source(file_type: str = "BAM") -> dict[str, Any]:
+def missing_source(file_type: str = "UBAM") -> dict[str, Any]:
     return {
         "sourceFiles": {"source1": f"s3://bucket/{unique('missing')}/nothing.bam"},
         "sourceFileType": file_type,
@@ -425,7 +425,7 @@ def test_read_set_import_job_completes_with_failures(imported: Imported) -> None
         ("CRAM", "FINISHED"),
         ("FASTQ", "FINISHED"),
         ("UBAM", "FINISHED"),
-        ("BAM", "FAILED"),
+        ("UBAM", "FAILED"),
     ]
     failed = job["sources"][-1]
     assert "does not exist" in failed["statusMessage"]
@@ -566,6 +566,26 @@ def test_export_never_writes_outside_its_destination(
     for path in outside:  # leave the shared service's data dir as it was
         path.unlink()
     assert outside == []
+
+
+def test_export_to_a_bucket_that_does_not_exist_fails_like_s3(
+    service: RunningService, omics: Any, imported: Imported
+) -> None:
+    """S3 has buckets, not folders: a missing bucket is NoSuchBucket, a missing prefix is made."""
+    store_id, read_set = imported.sequence_store["id"], imported.read_sets["FASTQ"]
+    bucket = unique("no-such-bucket")
+    job = export_read_sets(service, omics, store_id, [read_set], f"s3://{bucket}/exports/")
+    assert job["status"] == "FAILED"
+    [item] = job["readSets"]
+    assert item["status"] == "FAILED"
+    assert "NoSuchBucket" in item["statusMessage"]
+    assert not (service.s3_root / bucket).exists()
+    prefix = f"{unique('new')}/deeper/still"  # inside an existing bucket, any prefix will do
+    assert (
+        export_read_sets(service, omics, store_id, [read_set], f"s3://bucket/{prefix}/")["status"]
+        == "COMPLETED"
+    )
+    assert (service.s3_root / "bucket" / prefix / read_set).is_dir()
 
 
 def test_export_of_an_unknown_read_set_is_refused(omics: Any, store: dict[str, Any]) -> None:

@@ -142,6 +142,62 @@ def test_next_token_from_another_listing_is_refused(omics: Any) -> None:
     assert error_of(excinfo) == ("ValidationException", 400)
 
 
+def test_next_token_with_another_filter_or_page_size_is_refused(
+    omics: Any, store: dict[str, Any], service: RunningService
+) -> None:
+    """A token continues the request it came from: same store, filter and maxResults."""
+    for i in range(3):
+        omics.create_multipart_read_set_upload(
+            sequenceStoreId=store["id"], sourceFileType="FASTQ", subjectId="s", sampleId="x", name=f"u{i}"
+        )
+    first = omics.list_multipart_read_set_uploads(sequenceStoreId=store["id"], maxResults=1)
+    token = first["nextToken"]
+    again = omics.list_multipart_read_set_uploads(sequenceStoreId=store["id"], maxResults=1, nextToken=token)
+    assert again["uploads"][0]["uploadId"] != first["uploads"][0]["uploadId"]
+    with pytest.raises(ClientError) as excinfo:
+        omics.list_multipart_read_set_uploads(sequenceStoreId=store["id"], maxResults=2, nextToken=token)
+    assert error_of(excinfo) == ("ValidationException", 400)
+    assert "maxResults" in excinfo.value.response["Error"]["Message"]
+    other_store = omics.create_sequence_store(name="token-other-store")
+    with pytest.raises(ClientError) as excinfo:
+        omics.list_multipart_read_set_uploads(
+            sequenceStoreId=other_store["id"], maxResults=1, nextToken=token
+        )
+    assert error_of(excinfo) == ("ValidationException", 400)
+
+    for name in ("a", "b", "c"):
+        omics.create_reference_store(name=f"token-filter-{name}")
+    everything = omics.list_reference_stores(maxResults=1)
+    with pytest.raises(ClientError) as excinfo:
+        omics.list_reference_stores(
+            maxResults=1, filter={"name": "token-filter-b"}, nextToken=everything["nextToken"]
+        )
+    assert error_of(excinfo) == ("ValidationException", 400)
+
+
+def test_required_outputs_are_always_present(
+    omics: Any, store: dict[str, Any], service: RunningService
+) -> None:
+    """The model marks referenceArn (and, in list items, generatedFrom) required in upload outputs
+    although both are optional inputs: an upload without them answers "" (botocore passes what the
+    service sends, so this checks the raw answer)."""
+    created = omics.create_multipart_read_set_upload(
+        sequenceStoreId=store["id"], sourceFileType="FASTQ", subjectId="s", sampleId="x", name="bare"
+    )
+    assert created["referenceArn"] == ""
+    [item] = omics.list_multipart_read_set_uploads(sequenceStoreId=store["id"])["uploads"]
+    assert (item["referenceArn"], item["generatedFrom"]) == ("", "")
+    model = service_model()
+    for name, document in (
+        ("CreateMultipartReadSetUpload", created),
+        ("ListMultipartReadSetUploads", {"uploads": [item]}),
+    ):
+        shape = model.operation_model(name).output_shape
+        if name == "ListMultipartReadSetUploads":
+            shape, document = shape.members["uploads"].member, item
+        assert set(shape.required_members) <= set(document), name
+
+
 def test_unknown_path_is_a_modeled_looking_404(service: RunningService) -> None:
     conn = http.client.HTTPConnection(urllib.parse.urlsplit(service.url).netloc)
     conn.request("GET", "/no/such/route")
@@ -156,7 +212,10 @@ def test_idempotent_create_replays_the_first_result(omics: Any) -> None:
     assert again["id"] == first["id"]
     with pytest.raises(ClientError) as excinfo:
         omics.create_reference_store(name="other", clientToken="token-1")
-    assert error_of(excinfo) == ("ConflictException", 409)
+    # CreateReferenceStore declares no ConflictException: the error must be one it declares.
+    assert error_of(excinfo) == ("ValidationException", 400)
+    declared = {shape.name for shape in service_model().operation_model("CreateReferenceStore").error_shapes}
+    assert "ValidationException" in declared
     names = [s["id"] for s in omics.list_reference_stores(filter={"name": "idem"})["referenceStores"]]
     assert names == [first["id"]]
 

@@ -23,10 +23,17 @@ def _records(path: str) -> list[str]:
 
 
 def test_bam_upload_becomes_active_with_index_counts_and_etag(
-    service: RunningService, omics: Any, store: dict[str, Any], sample: SampleFiles, tmp_path: Any
+    service: RunningService,
+    omics: Any,
+    store: dict[str, Any],
+    sample: SampleFiles,
+    reference_arn: str,
+    tmp_path: Any,
 ) -> None:
     service.admin("PUT", "processing", b"hold")  # no race with the processing delay on a busy machine
-    rs = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM", sampleId="NA12878")
+    rs = upload_file(
+        omics, store["id"], {"SOURCE1": sample.bam}, "BAM", sampleId="NA12878", referenceArn=reference_arn
+    )
     assert omics.get_read_set_metadata(sequenceStoreId=store["id"], id=rs)["status"] == "PROCESSING_UPLOAD"
     with pytest.raises(ClientError) as excinfo:  # not readable until ACTIVE
         omics.get_read_set(sequenceStoreId=store["id"], id=rs, partNumber=1)
@@ -75,9 +82,11 @@ def test_paired_fastq_upload_keeps_bytes(
 
 
 def test_cram_and_ubam_uploads(
-    service: RunningService, omics: Any, store: dict[str, Any], sample: SampleFiles
+    service: RunningService, omics: Any, store: dict[str, Any], sample: SampleFiles, reference_arn: str
 ) -> None:
-    cram = upload_file(omics, store["id"], {"SOURCE1": sample.cram}, "CRAM", name="c")
+    cram = upload_file(
+        omics, store["id"], {"SOURCE1": sample.cram}, "CRAM", name="c", referenceArn=reference_arn
+    )
     ubam = upload_file(omics, store["id"], {"SOURCE1": sample.ubam}, "UBAM", name="u")
     service.drain()
     cram_meta = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=cram)
@@ -111,9 +120,16 @@ def test_sha512_store_hashes_with_sha512(service: RunningService, omics: Any, sa
     ],
 )
 def test_bytes_that_are_not_the_declared_format_fail_processing(
-    service: RunningService, omics: Any, store: dict[str, Any], file_type: str, content: bytes, reason: str
+    service: RunningService,
+    omics: Any,
+    store: dict[str, Any],
+    reference_arn: str,
+    file_type: str,
+    content: bytes,
+    reason: str,
 ) -> None:
-    rs = upload_file(omics, store["id"], {"SOURCE1": content}, file_type)
+    fields = {"referenceArn": reference_arn} if file_type in ("BAM", "CRAM") else {}
+    rs = upload_file(omics, store["id"], {"SOURCE1": content}, file_type, **fields)
     service.drain()
     meta = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=rs)
     assert meta["status"] == "UPLOAD_FAILED"
@@ -171,7 +187,7 @@ def test_reuploading_a_part_replaces_it_and_checksums_are_verified(
 
 def test_source2_only_for_fastq_and_part_limits(omics: Any, store: dict[str, Any]) -> None:
     upload = omics.create_multipart_read_set_upload(
-        sequenceStoreId=store["id"], sourceFileType="BAM", subjectId="s", sampleId="x", name="b"
+        sequenceStoreId=store["id"], sourceFileType="UBAM", subjectId="s", sampleId="x", name="b"
     )
     with pytest.raises(ClientError) as excinfo:
         omics.upload_read_set_part(
@@ -189,7 +205,7 @@ def test_source2_only_for_fastq_and_part_limits(omics: Any, store: dict[str, Any
 
 def test_oversized_part_is_refused(omics: Any, store: dict[str, Any]) -> None:
     upload = omics.create_multipart_read_set_upload(
-        sequenceStoreId=store["id"], sourceFileType="BAM", subjectId="s", sampleId="x", name="big"
+        sequenceStoreId=store["id"], sourceFileType="UBAM", subjectId="s", sampleId="x", name="big"
     )
     with pytest.raises(ClientError) as excinfo:
         omics.upload_read_set_part(
@@ -245,7 +261,7 @@ def test_read_set_filters(
                     subjectId="P1", generatedFrom="lab-a")  # fmt: skip
     b = upload_file(omics, sid, {"SOURCE1": sample.ubam}, "UBAM", name="beta", sampleId="S2",
                     subjectId="P1")  # fmt: skip
-    bad = upload_file(omics, sid, {"SOURCE1": b"junk"}, "BAM", name="gamma", sampleId="S2")
+    bad = upload_file(omics, sid, {"SOURCE1": b"junk"}, "UBAM", name="gamma", sampleId="S2")
     service.drain()
 
     def ids(**filter_: Any) -> list[str]:

@@ -38,6 +38,7 @@ from tests.service.helpers import (
     StoredFile,
     download,
     error_of,
+    import_reference,
     load_store,
     split_uri,
     upload_file,
@@ -95,7 +96,7 @@ def test_object_names_follow_the_real_services_rules(loaded: Loaded) -> None:
 
 
 def test_imported_files_keep_their_source_names(
-    service: RunningService, sample: SampleFiles, s3: Any
+    service: RunningService, sample: SampleFiles, s3: Any, reference_arn: str
 ) -> None:
     omics = service.client()
     store = omics.create_sequence_store(name="s3-imports")
@@ -111,7 +112,12 @@ def test_imported_files_keep_their_source_names(
         sequenceStoreId=store["id"],
         roleArn=ROLE,
         sources=[
-            {"sourceFiles": {"source1": f"{uri}/HG00405.final.bam"}, "sourceFileType": "BAM", **common},
+            {
+                "sourceFiles": {"source1": f"{uri}/HG00405.final.bam"},
+                "sourceFileType": "BAM",
+                "referenceArn": reference_arn,
+                **common,
+            },
             {
                 "sourceFiles": {"source1": f"{uri}/a/reads.fastq.gz", "source2": f"{uri}/b/reads.fastq.gz"},
                 "sourceFileType": "FASTQ",
@@ -487,7 +493,8 @@ def test_every_write_verb_is_access_denied_and_changes_nothing(
 ) -> None:
     omics = private_service.client()
     store = omics.create_sequence_store(name="s3-readonly")
-    read_set = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM", name="ro")
+    arn = import_reference(private_service, sample.reference)
+    read_set = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM", name="ro", referenceArn=arn)
     private_service.drain()
     info = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=read_set)["files"]["source1"]
     bucket, key = split_uri(info["s3Access"]["s3Uri"])
@@ -751,7 +758,8 @@ def faulty(private_service: RunningService, sample: SampleFiles) -> Faulty:
     """A private service with one BAM read set: (service, bucket, key, stored bytes)."""
     omics = private_service.client()
     store = omics.create_sequence_store(name="s3-faults")
-    read_set = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM", name="f")
+    arn = import_reference(private_service, sample.reference)
+    read_set = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM", name="f", referenceArn=arn)
     private_service.drain()
     info = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=read_set)["files"]["source1"]
     bucket, key = split_uri(info["s3Access"]["s3Uri"])
@@ -883,7 +891,8 @@ def test_read_sets_stored_before_the_s3_endpoint_get_their_etags_once(
 ) -> None:
     omics = private_service.client()
     store = omics.create_sequence_store(name="s3-older")
-    read_set = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM", name="old")
+    arn = import_reference(private_service, sample.reference)
+    read_set = upload_file(omics, store["id"], {"SOURCE1": sample.bam}, "BAM", name="old", referenceArn=arn)
     private_service.drain()
     info = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=read_set)["files"]["source1"]
     bucket, key = split_uri(info["s3Access"]["s3Uri"])

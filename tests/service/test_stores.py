@@ -83,10 +83,11 @@ def test_pages_stay_consistent_while_items_are_added(private_service: RunningSer
     ids = [omics.create_reference_store(name=f"r{i}")["id"] for i in range(4)]
     first = omics.list_reference_stores(maxResults=2)
     ids.append(omics.create_reference_store(name="late")["id"])
-    rest = omics.list_reference_stores(maxResults=10, nextToken=first["nextToken"])
-    seen = [s["id"] for s in first["referenceStores"] + rest["referenceStores"]]
+    second = omics.list_reference_stores(maxResults=2, nextToken=first["nextToken"])
+    third = omics.list_reference_stores(maxResults=2, nextToken=second["nextToken"])
+    seen = [s["id"] for page in (first, second, third) for s in page["referenceStores"]]
     assert seen == ids
-    assert "nextToken" not in rest
+    assert "nextToken" not in third
 
 
 def test_reference_store_filters(private_service: RunningService) -> None:
@@ -103,5 +104,5 @@ def test_reference_store_filters(private_service: RunningService) -> None:
 
 def test_store_list_items_have_the_modeled_shape(omics: Any, store: dict[str, Any]) -> None:
     item = next(s for s in omics.list_sequence_stores()["sequenceStores"] if s["id"] == store["id"])
-    assert "s3Access" not in item  # SequenceStoreDetail has no s3Access (digest §7.13)
+    assert "s3Access" not in item  # SequenceStoreDetail has none (docs/architecture.md, "Wire protocol" W6)
     assert {"arn", "id", "creationTime", "status"} <= set(item)

@@ -42,11 +42,12 @@ def _require_read_sets(svc: Service, store_id: str, ids: list[str]) -> None:
 async def start_import(svc: Service, call: Call, params: dict[str, Any]) -> dict[str, Any]:
     store = svc.require("sequenceStore", params["sequenceStoreId"])
     sources = []
-    for item in params["sources"]:
+    for index, item in enumerate(params["sources"]):
         for uri in item["sourceFiles"].values():
             svc.blobs.s3_path(uri)
-        if "referenceArn" in item:
-            workers.require_reference_arn(svc, item["referenceArn"])
+        workers.require_reference_for(
+            svc, item["sourceFileType"], item.get("referenceArn"), f"sources[{index}]"
+        )
         sources.append({**item, "status": "NOT_STARTED"})
     doc = _start(
         svc, "importJob", "sequenceStoreId", store["id"], {"roleArn": params["roleArn"], "sources": sources}

@@ -29,7 +29,7 @@ _LIST_ITEM = (
     "updateTime",
 )  # fmt: skip
 
-_RANGE = regex.compile(r"(?:bytes=)?(\d*)-(\d*)")
+_RANGE = regex.compile(r"(?:bytes=)?([0-9]*)-([0-9]*)")  # ASCII digits only, as every integer
 
 
 @operation("ListReferences")

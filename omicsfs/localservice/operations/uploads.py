@@ -35,8 +35,9 @@ _UPLOAD_FIELDS = (
 @operation("CreateMultipartReadSetUpload")
 async def create_upload(svc: Service, call: Call, params: dict[str, Any]) -> dict[str, Any]:
     store = svc.require("sequenceStore", params["sequenceStoreId"])
-    if "referenceArn" in params:
-        workers.require_reference_arn(svc, params["referenceArn"])
+    workers.require_reference_for(
+        svc, params["sourceFileType"], params.get("referenceArn"), "CreateMultipartReadSetUpload"
+    )
     ident = svc.state.new_id("upload")
     doc = {
         "uploadId": ident,
@@ -45,7 +46,18 @@ async def create_upload(svc: Service, call: Call, params: dict[str, Any]) -> dic
         **pick(params, *_UPLOAD_FIELDS[2:-1]),
     }
     svc.state.put("upload", ident, doc, parent=store["id"])
-    return doc
+    return _with_required_fields(doc)
+
+
+def _with_required_fields(upload: dict[str, Any]) -> dict[str, Any]:
+    """The model marks ``referenceArn`` (and, in list items, ``generatedFrom``) required in upload
+    outputs although both are optional inputs; an upload that has none answers ``""``, the value
+    ListReadSets' filter uses for "no reference" (README "What it does")."""
+    return {
+        **upload,
+        "referenceArn": upload.get("referenceArn") or "",
+        "generatedFrom": upload.get("generatedFrom") or "",
+    }
 
 
 def _require_open_upload(svc: Service, params: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +186,7 @@ async def list_uploads(svc: Service, call: Call, params: dict[str, Any]) -> dict
     store = svc.require("sequenceStore", params["sequenceStoreId"])
     items = [u for u in svc.state.docs("upload", store["id"]) if not u.get("_completing")]
     page, token = svc.paginate(items, params, f"ListMultipartReadSetUploads/{store['id']}")
-    return {"uploads": [pick(u, *_UPLOAD_FIELDS) for u in page], "nextToken": token}
+    return {"uploads": [_with_required_fields(pick(u, *_UPLOAD_FIELDS)) for u in page], "nextToken": token}
 
 
 @operation("ListReadSetUploadParts")

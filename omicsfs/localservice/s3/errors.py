@@ -20,6 +20,18 @@ class S3Error(Exception):
         self.fields = fields
 
 
+class RequestHeaderSectionTooLarge(S3Error):
+    """The request line and headers are over the service's bound (connection.py)."""
+
+    code = "RequestHeaderSectionTooLarge"
+    status = 400
+
+
+class InvalidRequest(S3Error):
+    code = "InvalidRequest"
+    status = 400
+
+
 class AccessDenied(S3Error):
     code = "AccessDenied"
     status = 403
