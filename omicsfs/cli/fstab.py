@@ -68,6 +68,7 @@ VALUE_OPTIONS = {
 #: Options without a value that become flags.
 FLAG_OPTIONS = {
     "allow_other": "--allow-other", "read_write": "--read-write", "allow_delete": "--allow-delete",
+    "auto_unmount": "--auto-unmount",
 }  # fmt: skip
 #: The kernel's generic mount flags, handed on to the FUSE mount (``-o``) as they are.
 KERNEL_OPTIONS = frozenset(

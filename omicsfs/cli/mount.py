@@ -67,6 +67,10 @@ def add_mount_arguments(mount: argparse.ArgumentParser) -> None:
     )
     mount.add_argument("--allow-other", action="store_true", help="let other users see the mount")
     mount.add_argument(
+        "--auto-unmount", action="store_true",
+        help="unmount the folder if the daemon dies, even by kill -9 (same as -o auto_unmount)",
+    )  # fmt: skip
+    mount.add_argument(
         "--sequence-store", action="append", default=[], metavar="ID_OR_NAME",
         help="show only this sequence store (repeat for more)",
     )  # fmt: skip
@@ -179,7 +183,10 @@ def config_from_args(args: argparse.Namespace) -> MountConfig:
 
 
 def extra_fuse_options(args: argparse.Namespace) -> list[str]:
-    return [option for group in args.fuse_options for option in group.split(",") if option]
+    options = [option for group in args.fuse_options for option in group.split(",") if option]
+    if args.auto_unmount and "auto_unmount" not in options:
+        options.append("auto_unmount")  # libfuse's: a fusermount3 helper unmounts a dead daemon's folder
+    return options
 
 
 def run_mount(args: argparse.Namespace, argv: list[str]) -> int:

@@ -91,6 +91,11 @@ def test_namespaces_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "not supported" in capsys.readouterr().err
 
 
+def test_auto_unmount_is_a_flag() -> None:
+    assert translate("omicsfs", "/m", ["auto_unmount"]) == ["mount", "/m", "--auto-unmount"]
+    assert translate("omicsfs", "/m", ["auto-unmount"]) == ["mount", "/m", "--auto-unmount"]
+
+
 def test_option_names_may_use_dashes_as_the_flags_do() -> None:
     assert translate("omicsfs", "/m", ["cache-size=1G", "allow-other", "read-write", "sequence-store=a"]) == [
         "mount", "/m", "--cache-size", "1G", "--allow-other", "--read-write", "--sequence-store", "a",
