@@ -93,7 +93,7 @@ class DiskTier:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _private_folders(path.parent)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             trailer = _TRAILER.pack(_MAGIC, len(data), zlib.crc32(data))
@@ -129,3 +129,14 @@ class DiskTier:
             path, size = self._index.popitem(last=False)
             self.bytes -= size
             path.unlink(missing_ok=True)
+
+
+def _private_folders(folder: Path) -> None:
+    """``mkdir -p`` with every new level 0700: Path.mkdir gives its mode to the last one only,
+    and the cache's folders name the stores and read sets it holds (README.md, ``--cache-dir``)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        made.mkdir(mode=0o700, exist_ok=True)
