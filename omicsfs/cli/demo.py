@@ -89,7 +89,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 else:
                     _check_loaded(service.url, data_dir, loaded)
                     _say(f"reusing the sample data loaded earlier into {data_dir}")
-                _mount(service.url, mountpoint)
+                _mount(service.url, service.s3_url, mountpoint)
             if service.died is not None:
                 raise MountError(f"the local service exited with status {service.died}")
     except (MountError, ServiceStartError) as exc:
@@ -160,9 +160,9 @@ def _check_loaded(url: str, data_dir: Path, loaded: LoadedSample) -> None:
         )
 
 
-def _mount(url: str, mountpoint: Path) -> None:
+def _mount(url: str, s3_url: str, mountpoint: Path) -> None:
     config = MountConfig(uid=os.getuid(), gid=os.getgid())  # every other setting at its default
-    target = Target(endpoint_url=url, region=LOCAL_REGION)
+    target = Target(endpoint_url=url, region=LOCAL_REGION, s3_endpoint_url=s3_url)
 
     def ready() -> None:  # listing the mount needs the FUSE loop running: not from this thread
         threading.Thread(target=_announce, args=(mountpoint, url, sys.stdout), daemon=True).start()

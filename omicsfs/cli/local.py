@@ -65,6 +65,7 @@ def run_local_mount(args: argparse.Namespace, argv: list[str]) -> int:
     except (MountError, ServiceStartError) as exc:
         return report_failure(args, exc)
     args.endpoint_url, args.profile = service.url, None
+    args.s3_endpoint_url = service.s3_url
     args.region = args.region or LOCAL_REGION
     try:
         code = run_mount(args, argv)

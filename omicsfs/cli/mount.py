@@ -17,6 +17,7 @@ from omicsfs.config import (
     BackendLimits,
     CacheConfig,
     DaemonConfig,
+    DataPlane,
     MountConfig,
     RetryPolicy,
     WriteConfig,
@@ -41,6 +42,14 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def add_mount_arguments(mount: argparse.ArgumentParser) -> None:
     mount.add_argument("mountpoint", type=Path, help="an empty folder")
     mount.add_argument("--endpoint-url", help="service URL (a local service); turns host prefixes off")
+    mount.add_argument(
+        "--s3-endpoint-url", help="S3 endpoint of the stores' access points (the local service's second URL)"
+    )
+    mount.add_argument(
+        "--data-plane", choices=[plane.value for plane in DataPlane], type=DataPlane,
+        help=default_help("where file bytes come from: S3 ranged GETs where they work (auto), parts only, "
+                          "or S3", MountConfig, "data_plane"),
+    )  # fmt: skip
     mount.add_argument(
         "--local", type=Path, metavar="DATA_DIR", help="serve this local data dir privately while mounted"
     )
@@ -178,7 +187,7 @@ def config_from_args(args: argparse.Namespace) -> MountConfig:
                 part_size=args.part_size, parts_in_flight=args.parts_in_flight, pair_timeout=args.pair_timeout
             ),
         ),
-        **_given(listing_ttl=args.listing_ttl),
+        **_given(listing_ttl=args.listing_ttl, data_plane=args.data_plane),
     )
 
 
@@ -195,7 +204,10 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
     configure_logging(args.log_level, syslog=args.syslog)
     mountpoint = str(args.mountpoint.resolve())
     extra = extra_fuse_options(args)
-    target = Target(endpoint_url=args.endpoint_url, region=args.region, profile=args.profile)
+    target = Target(
+        endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
+        s3_endpoint_url=args.s3_endpoint_url,
+    )  # fmt: skip
     try:
         try:
             config = config_from_args(args)

@@ -45,6 +45,13 @@ class Target:
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
+    #: The S3 endpoint of the stores' access points: AWS's own by default; with a custom
+    #: HealthOmics endpoint (the local service) only where given (its second endpoint).
+    s3_endpoint_url: str | None = None
+
+    @property
+    def has_s3(self) -> bool:
+        return self.endpoint_url is None or self.s3_endpoint_url is not None
 
 
 def check_mountpoint(mountpoint: Path, *, nonempty: bool = False) -> None:

@@ -19,7 +19,8 @@ import trio
 
 from omicsfs.backend.client import make_client, make_session
 from omicsfs.backend.omics import OmicsBackend
-from omicsfs.config import MountConfig
+from omicsfs.backend.s3 import S3Backend, make_s3_client
+from omicsfs.config import DataPlane, MountConfig
 from omicsfs.daemon.checks import Target
 from omicsfs.daemon.errors import MountError
 from omicsfs.daemon.memory import map_large_blocks_individually
@@ -88,14 +89,19 @@ async def run_filesystem(
         pool_connections=limits.data_streams + limits.control_threads,
     )
     backend = OmicsBackend(client, limits, stats.backend)
+    s3 = None
+    if target.has_s3 and config.data_plane is not DataPlane.PARTS:
+        s3_client = make_s3_client(session, endpoint_url=target.s3_endpoint_url, pool_connections=64)
+        s3 = S3Backend(s3_client, limits, stats.backend)
     metastore = MetadataStore(config.metadata_dir)
     disk = None
     if config.cache.disk_dir is not None:
         disk = DiskTier(config.cache.disk_dir, config.cache.disk_bytes, config.cache.block_size)
         await trio.to_thread.run_sync(disk.scan)
     fs = FileSystem(
-        config, backend, stats, mountpoint=mountpoint, invalidate=_invalidate, disk=disk, metastore=metastore
-    )
+        config, backend, stats, mountpoint=mountpoint, invalidate=_invalidate, disk=disk, metastore=metastore,
+        s3=s3,
+    )  # fmt: skip
     operations = OmicsOperations(fs, stats)
     budget = config.read_ahead_budget
     log.info(

@@ -55,10 +55,12 @@ class DiskTier:
         self._evict()
         log.info("disk cache %s: %d blocks, %d bytes", self.root, len(self._index), self.bytes)
 
-    def path(self, key: tuple[str, str, str, str], part: int, block: int) -> Path:
+    def path(self, key: tuple[str, str, str, str], block_size: int, block: int) -> Path:
+        """The entry of block ``block`` of a file cut into ``block_size`` blocks (the grid is
+        part of the name: a different grid never reads a block of another)."""
         kind, object_id, file, validator = key
         digest = hashlib.sha256(validator.encode()).hexdigest()[:16]
-        return self.root / kind / object_id / digest / f"{file}.{part}.{block}"
+        return self.root / kind / object_id / digest / f"{file}.{block_size}.{block}"
 
     def has(self, path: Path) -> bool:
         return path in self._index
