@@ -20,6 +20,7 @@ import errno
 import itertools
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
@@ -165,19 +166,28 @@ class ReferenceContigs:
         scan = FastaScan(entries)
         stream_id = next(self._stream_ids)
         stream = StreamState()
+
+        async def chunk(at: int) -> bytes:
+            if at >= size:
+                return b""
+            return bytes(await self.reader.read(stream_id, stream, fasta, at, SCAN_CHUNK))
+
         position = 0
         try:
-            while position < size and not scan.done:
-                data = bytes(await self.reader.read(stream_id, stream, fasta, position, SCAN_CHUNK))
-                if not data:
-                    break
-                if position == 0 and not data.startswith(b">"):
-                    reason = f"its FASTA does not start with '>' (found {data[:4]!r}): not plain-text FASTA"
-                    log.warning("reference %s (%s) is left out of by-md5: %s", reference.id, reference.name,
-                                reason)  # fmt: skip
-                    return ReferenceDigests((), refused=reason)
-                await trio.to_thread.run_sync(scan.feed, position, data)
+            data = await chunk(0)
+            if not data.startswith(b">"):
+                reason = f"its FASTA does not start with '>' (found {data[:4]!r}): not plain-text FASTA"
+                log.warning("reference %s (%s) is left out of by-md5: %s", reference.id, reference.name,
+                            reason)  # fmt: skip
+                return ReferenceDigests((), refused=reason)
+            while data and not scan.done:
+                # Hash this chunk on a worker thread while the next one is read: the MD5 runs
+                # without the GIL, so reading and hashing overlap.
+                async with trio.open_nursery() as both:
+                    both.start_soon(partial(trio.to_thread.run_sync, scan.feed, position, data))
+                    upcoming = await chunk(position + len(data))
                 position += len(data)
+                data = upcoming
         finally:
             self.reader.closed(stream_id)
         contigs = scan.result()
