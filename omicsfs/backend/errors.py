@@ -4,7 +4,7 @@ botocore raises ClientError with a code string, plus a zoo of transport exceptio
 omicsfs only ever sees the classes below, so the errno table (omicsfs/errors.py) and the retry
 policy (backend/retry.py) each decide from one small set of types. Keeping service-side and
 client-side failures apart follows mountpoint-s3-client's ServiceError/ClientError split
-(research/codebase-models.md, "What to absorb" 2).
+(docs/architecture.md, "Errors").
 """
 
 from __future__ import annotations

@@ -207,7 +207,7 @@ class FileSystem:
                 return self.handles.add(await self.by_md5.open(node, ino)), True
         raise FsError(errno.EISDIR if isinstance(node, FOLDER_TYPES) else errno.EINVAL)
 
-    async def read(self, handle: int, offset: int, size: int) -> bytes | memoryview:
+    async def read(self, handle: int, offset: int, size: int) -> bytes | bytearray | memoryview:
         match self.handles.get(handle):
             case ReadHandle(file=file, stream=stream):
                 return await self.reader.read(handle, stream, file, offset, size)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -80,17 +81,29 @@ class Upload:
 
 
 class Gate:
-    """Held part bodies wait here after their first chunk until ``release``."""
+    """Held part bodies wait here after their first chunk until ``release``. Bodies are read on
+    the block cache's worker threads, so the gate is a thread-safe event."""
 
     def __init__(self) -> None:
-        self.released = trio.Event()
+        self.released = threading.Event()
+        #: Set once a body is waiting at the gate (tests wait for it with trio.to_thread).
+        self.reached = threading.Event()
+        self._lock = threading.Lock()
         self.waiting = 0
+
+    def wait(self) -> None:
+        with self._lock:
+            self.waiting += 1
+        self.reached.set()
+        self.released.wait()
 
     def release(self) -> None:
         self.released.set()
 
 
 class FakePartBody:
+    """A part body, read with ``readinto`` on a worker thread, in chunks of ``chunk`` bytes."""
+
     def __init__(self, backend: FakeBackend, data: bytes, chunk: int, cut_after: int | None) -> None:
         self._backend = backend
         self._data = data
@@ -99,21 +112,19 @@ class FakePartBody:
         self._offset = 0
         self.closed = False
 
-    async def read(self) -> bytes:
-        await trio.lowlevel.checkpoint()
+    def readinto(self, memory: memoryview) -> int:
         gate = self._backend.gate
         if gate is not None and self._offset > 0 and not gate.released.is_set():
-            gate.waiting += 1
-            await gate.released.wait()
+            gate.wait()
         if self._cut_after is not None and self._offset >= self._cut_after:
             raise TransportFailure("GetReadSet", "connection reset mid-body (fake)")
-        end = self._offset + self._chunk
+        end = min(self._offset + self._chunk, self._offset + len(memory), len(self._data))
         if self._cut_after is not None:
             end = min(end, self._cut_after)
-        chunk = self._data[self._offset : end]
-        self._offset += len(chunk)
-        self._backend.stats.bytes_fetched += len(chunk)
-        return chunk
+        count = end - self._offset
+        memory[:count] = self._data[self._offset : end]
+        self._offset = end
+        return count
 
     def close(self) -> None:
         self.closed = True

@@ -68,7 +68,7 @@ class Reader:
 
     async def read(
         self, stream_id: int, stream: StreamState, file: CachedFile, offset: int, size: int
-    ) -> bytes | memoryview:
+    ) -> bytes | bytearray | memoryview:
         layout = file.layout
         if offset < layout.content_length:
             window = stream.observe(offset, size, layout, self.max_depth)
