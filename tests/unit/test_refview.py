@@ -67,6 +67,8 @@ async def test_every_contig_is_a_file_named_by_its_md5_holding_its_upper_case_ba
 ) -> None:
     backend = FakeBackend()
     add_reference(backend, tmp_path, {"chr1": CHR1, "chr2": CHR2})
+    (stored,) = next(iter(backend.objects.values())).values()
+    reference = stored.summary
     fs = make_fs(backend, nursery)
     assert "by-md5" in await listing(fs, "reference-stores")
     assert backend.calls["GetReference"] == 0  # listing reference-stores costs no scan
@@ -76,6 +78,7 @@ async def test_every_contig_is_a_file_named_by_its_md5_holding_its_upper_case_ba
         assert await listing(fs, f"reference-stores/by-md5/{md5[:2]}/{md5[2:4]}") == [md5[4:]]
         attr = await fs.getattr(await resolve(fs, path_of(md5)))
         assert (attr.size, attr.mode) == (len(sequence), stat.S_IFREG | 0o444)
+        assert attr.mtime == reference.creation_time
         assert attr.attr_timeout == UNIT_CONFIG.kernel.immutable_timeout
         data = await read_file(fs, path_of(md5), chunk=10_000)  # reads that straddle FASTA lines
         assert data == sequence.upper().encode()
@@ -218,7 +221,7 @@ async def test_a_failed_scan_is_retried_after_the_listing_ttl(
 
 
 @pytest.mark.trio
-async def test_a_contig_two_references_share_is_one_file_and_new_references_appear_after_the_ttl(
+async def test_a_contig_two_references_share_is_one_file_and_references_come_and_go_with_the_ttl(
     nursery: trio.Nursery, tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     backend = FakeBackend()
@@ -232,6 +235,13 @@ async def test_a_contig_two_references_share_is_one_file_and_new_references_appe
         await resolve(fs, path_of(m5(late)))
     autojump_clock.jump(UNIT_CONFIG.listing_ttl + 1)
     assert await read_file(fs, path_of(m5(late))) == late.encode()
+    gone = next(oid for oid, obj in backend.objects[store].items() if obj.summary.name == "c")
+    del backend.objects[store][gone]
+    autojump_clock.jump(UNIT_CONFIG.listing_ttl + 1)
+    with pytest.raises(FsError) as deleted:
+        await resolve(fs, path_of(m5(late)))
+    assert deleted.value.errno == errno.ENOENT
+    assert await read_file(fs, path_of(m5(CHR2))) == CHR2.encode()
 
 
 @pytest.mark.trio
