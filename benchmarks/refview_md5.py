@@ -9,7 +9,9 @@ columns, seeded random ACGT with soft-masked stretches) is indexed with ``samtoo
 imported through a reference import job into ``omicsfs serve`` with the real part size (100 MiB).
 A fresh mount without ``--cache-dir`` then lists ``reference-stores/by-md5/`` (the first lookup:
 it scans the reference), timed with the wall clock; the daemon's own log line gives the scan's
-bytes and seconds, and the service's request counts (reset just before) the calls. Then the
+bytes and seconds, /proc the daemon's and the service's CPU seconds (all threads) over it, which
+stay meaningful when other work shares the CPUs, and the service's request counts (reset just
+before) the calls. Then the
 largest contig's by-md5 file is read with ``dd bs=1M``, against ``dd`` of the FASTA itself through
 the same mount: both from the block cache (1 GiB) the scan filled, so this is the view's own cost
 per byte (the kernel's page cache is cold for both). Reported, with the extrapolation to a
@@ -54,6 +56,12 @@ def make_fasta(path: Path, size: int, contigs: int, seed: int) -> dict[str, int]
     return {f"chr{i + 1}": n for i, n in enumerate(lengths)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def dd(path: Path) -> tuple[int, float]:
     started = time.monotonic()
     result = subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=1M"], check=True, capture_output=True,
@@ -86,17 +94,22 @@ def main() -> None:
         fasta_bytes = fasta.stat().st_size
         mount = Mount(work / "mnt", service.url, "--cache-size", "1G")
         service.reset_stats()
+        daemon_cpu, service_cpu = cpu_seconds(mount.pid), cpu_seconds(service.child.process.pid)
         started = time.monotonic()
         prefixes = os.listdir(mount.path / "reference-stores" / "by-md5")
         first_lookup = time.monotonic() - started
+        daemon_cpu = cpu_seconds(mount.pid) - daemon_cpu
+        service_cpu = cpu_seconds(service.child.process.pid) - service_cpu
         requests = service.requests()
         scan = next(line for line in mount.lines if "contig MD5s of reference" in line)
         scanned, seconds = re.search(r": (\d+) bytes in ([\d.]+) s", scan).groups()  # type: ignore[union-attr]
         rate = int(scanned) / float(seconds)
         log(f"first listing of by-md5: {first_lookup:.1f} s wall, {len(prefixes)} prefixes; "
             f"requests {requests}")  # fmt: skip
+        per_cpu = int(scanned) / MIB / daemon_cpu
         log(f"scan (daemon's log): {int(scanned) / MIB:.0f} MiB in {float(seconds):.1f} s = "
-            f"{rate / MIB:.0f} MiB/s")  # fmt: skip
+            f"{rate / MIB:.0f} MiB/s; daemon CPU {daemon_cpu:.1f} s ({per_cpu:.0f} MiB per CPU-second), "
+            f"service CPU {service_cpu:.1f} s; load {os.getloadavg()[0]:.1f}")  # fmt: skip
         largest = max(lengths, key=lambda name: lengths[name])
         path = next(p for p in (mount.path / "reference-stores" / "by-md5").rglob("*") if p.is_file()
                     and p.stat().st_size == lengths[largest])  # fmt: skip
@@ -108,7 +121,8 @@ def main() -> None:
             f"{raw / MIB / raw_s:.0f} MiB/s (block cache; requests {service.requests()})")  # fmt: skip
         grch38_fasta = GRCH38_BASES * 61 / 60
         log(f"extrapolated to GRCh38 ({grch38_fasta / 1e9:.2f} GB of FASTA): scan "
-            f"{grch38_fasta / rate:.0f} s at {rate / MIB:.0f} MiB/s; GetReference calls "
+            f"{grch38_fasta / rate:.0f} s at {rate / MIB:.0f} MiB/s, "
+            f"{grch38_fasta * daemon_cpu / int(scanned):.0f} daemon CPU-seconds; GetReference calls "
             f"{math.ceil(grch38_fasta / PART)} for the FASTA + 1 for the .fai, once per reference "
             f"(FASTA here: {fasta_bytes} bytes)")  # fmt: skip
     finally:
