@@ -114,9 +114,10 @@ class Mount:
         env = aws_env()
         if pythonpath is not None:  # another checkout of omicsfs, for before/after comparisons
             env["PYTHONPATH"] = str(pythonpath)
+        # ``python -m`` puts the working folder first on sys.path: run another checkout from its own.
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env=env,
+            env=env, cwd=pythonpath,
         )  # fmt: skip
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()

@@ -210,7 +210,10 @@ class FileSystem:
     async def read(self, handle: int, offset: int, size: int) -> bytes | bytearray | memoryview:
         match self.handles.get(handle):
             case ReadHandle(file=file, stream=stream):
-                return await self.reader.read(handle, stream, file, offset, size)
+                data = await self.reader.read(handle, stream, file, offset, size)
+                self.stats.read_requests += 1
+                self.stats.read_bytes += len(data)
+                return data
             case ContigHandle() as opened:
                 return await self.by_md5.read(handle, opened, offset, size)
             case DocumentHandle(document=document):

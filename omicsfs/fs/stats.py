@@ -22,6 +22,10 @@ class Stats:
     cache_misses: int = 0
     disk_corrupt: int = 0
     errors_by_errno: Counter[str] = field(default_factory=Counter)
+    #: FUSE read requests answered and their bytes: the mean request size says how well kernel
+    #: readahead batches a reader's small reads (docs/architecture.md, "Kernel caching").
+    read_requests: int = 0
+    read_bytes: int = 0
     prefetch_parts: int = 0
     uploads_completed: int = 0
     uploads_aborted: int = 0
@@ -34,6 +38,7 @@ class Stats:
                       "disk_corrupt": self.disk_corrupt},
             "prefetch_parts": self.prefetch_parts,
             "errors_by_errno": dict(self.errors_by_errno),
+            "reads": {"requests": self.read_requests, "bytes": self.read_bytes},
             "uploads": {"bytes_uploaded": backend["bytes_uploaded"], "completed": self.uploads_completed,
                         "aborted": self.uploads_aborted, "in_flight": {}},
         }  # fmt: skip

@@ -67,7 +67,9 @@ class Slab:
         """A slot to fill; safe to call from worker threads."""
         with self._lock:
             if not self._free:
-                region = mmap.mmap(-1, REGION_BYTES, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+                region = mmap.mmap(
+                    -1, REGION_BYTES, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE
+                )
                 self._regions.append(region)
                 whole = memoryview(region)
                 self._free.extend(
