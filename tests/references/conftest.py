@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,19 @@ def run_offline(sample: SampleFiles, made: Made) -> Offline:
     against without the mount."""
     hidden = [sample.reference.parent, made.fasta_folder, HTSLIB_TEST]
     return lambda args, env: offline(args, env, hidden)
+
+
+def wait_for_lines(mounted: Mounted, *texts: str, count: int, timeout: float = 60.0) -> list[str]:
+    """The daemon's log lines holding every one of ``texts``, once there are ``count`` of them
+    (its stderr is read by a thread, so a line can trail the request that logged it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [line for line in list(mounted.lines) if all(text in line for text in texts)]
+        if len(found) >= count:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(found)} log lines with {texts}, not {count}:\n{mounted.log}")
+        time.sleep(0.02)
 
 
 def samtools(*args: str | Path) -> str:
