@@ -42,7 +42,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from harness import MIB, Mount, Service, log, write_copies
 
@@ -224,9 +223,10 @@ def main(argv: list[str] | None = None) -> int:
                 if series.seconds:
                     log(f"  {series.name}: {bench.size / 1e6 / series.seconds[-1]:.0f} MB/s")
         rows = [tm, *([old_cp] if args.before else []), cp, raw, *([old_dd] if args.before else []), dd, warm]
-        text = [f"# Cold reads ({args.bandwidth or 'unpaced loopback'}; {bench.size / MIB:.0f} MiB, "
-                f"{bench.parts} parts of 100 MiB; {os.cpu_count()} CPUs)", "", table(bench.size, rows), "",
-                f"- cp / Transfer Manager: {ratio(cp, tm)}", f"- cold dd / raw: {ratio(dd, raw)}"]  # fmt: skip
+        title = (f"# Cold reads ({args.bandwidth or 'unpaced loopback'}; {bench.size / MIB:.0f} MiB, "
+                 f"{bench.parts} parts of 100 MiB; {os.cpu_count()} CPUs)")  # fmt: skip
+        text = [title, "", table(bench.size, rows), ""]
+        text += [f"- cp / Transfer Manager: {ratio(cp, tm)}", f"- cold dd / raw: {ratio(dd, raw)}"]
         if args.before:
             text += [f"- cp / Transfer Manager, before: {ratio(old_cp, tm)}",
                      f"- cold dd / raw, before: {ratio(old_dd, raw)}",

@@ -374,6 +374,7 @@ def _store(item: Raw) -> StoreSummary:
         name=item.get("name", "") or item["id"],
         creation_time=epoch(item.get("creationTime")),
         description=item.get("description", ""),
+        s3_uri=(item.get("s3Access") or {}).get("s3Uri", ""),
     )
 
 
@@ -419,6 +420,7 @@ def _files(validator: str, status: str, raw_files: Raw) -> ObjectFiles:
             content_length=int(info["contentLength"]),
             part_size=int(info["partSize"]),
             total_parts=int(info["totalParts"]),
+            s3_uri=(info.get("s3Access") or {}).get("s3Uri", ""),
         )
         for name, info in raw_files.items()
         if info and "contentLength" in info

@@ -31,7 +31,7 @@ from omicsfs.fs.fasta import FaiEntry, FaiError, FastaScan, Layout, ReferenceDig
 from omicsfs.fs.metastore import MetadataStore
 from omicsfs.fs.read.blockcache import BlockCache
 from omicsfs.fs.read.files import cached_file
-from omicsfs.fs.read.readahead import StreamState
+from omicsfs.fs.read.readahead import RangeStream, StreamState
 from omicsfs.fs.read.reader import Reader
 from omicsfs.fs.singleflight import SingleFlight
 from omicsfs.fs.tasks import TaskGroup
@@ -90,7 +90,7 @@ class ReferenceContigs:
             return [contig.fai for contig in digests.contigs]
 
         async def fetch() -> list[FaiEntry]:
-            index = await cached_file(self.catalog, reference, StoredFile.INDEX)
+            index = await cached_file(self.catalog, reference, StoredFile.INDEX, self.cache.block_size)
             if index is None:
                 raise FsError(errno.EIO, f"reference {reference.id} ({reference.name}) has no .fai")
             data = await self.cache.read(index, 0, index.layout.content_length)
@@ -165,12 +165,12 @@ class ReferenceContigs:
         started = trio.current_time()
         scan = FastaScan(entries)
         stream_id = next(self._stream_ids)
-        stream = StreamState()
+        stream, ranges = StreamState(), RangeStream()
 
         async def chunk(at: int) -> bytes:
             if at >= size:
                 return b""
-            return bytes(await self.reader.read(stream_id, stream, fasta, at, SCAN_CHUNK))
+            return bytes(await self.reader.read(stream_id, stream, ranges, fasta, at, SCAN_CHUNK))
 
         position = 0
         try:

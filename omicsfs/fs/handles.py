@@ -16,7 +16,7 @@ from omicsfs.fs.attrs import Attr
 from omicsfs.fs.errors import FsError
 from omicsfs.fs.fasta import FaiEntry
 from omicsfs.fs.read.files import CachedFile
-from omicsfs.fs.read.readahead import StreamState
+from omicsfs.fs.read.readahead import RangeStream, StreamState
 from omicsfs.fs.write.ops import WriteHandle
 
 
@@ -35,6 +35,7 @@ class ReadHandle:
     ino: int
     file: CachedFile
     stream: StreamState = field(default_factory=StreamState)
+    range_stream: RangeStream = field(default_factory=RangeStream)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class ContigHandle:
     contig: FaiEntry
     reference: ReferenceSummary
     stream: StreamState = field(default_factory=StreamState)
+    range_stream: RangeStream = field(default_factory=RangeStream)
 
 
 @dataclass

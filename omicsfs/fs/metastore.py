@@ -12,6 +12,7 @@ reference's whole FASTA is read to compute them, so a remount must not do it aga
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -37,6 +38,9 @@ class MetadataStore:
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
+        # Private from the start (names, sample IDs and ARNs): SQLite would create it 0644, and
+        # gives its -wal and -shm files the database's own mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         # A cache: losing the last rows in a power cut only costs a refetch, so no fsync per row.
         db.execute("PRAGMA journal_mode=WAL")

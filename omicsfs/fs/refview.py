@@ -182,7 +182,9 @@ class Md5View:
         if offset >= stop:
             return b""
         first, last = fai.fasta_range(offset, stop)
-        raw = await self.reader.read(number, handle.stream, handle.fasta, first, last - first)
+        raw = await self.reader.read(
+            number, handle.stream, handle.range_stream, handle.fasta, first, last - first
+        )
         sequence = to_sequence(bytes(raw))
         if len(sequence) != stop - offset:
             raise FsError(errno.EIO, f"FASTA bytes {first}-{last} of reference {handle.reference.id} "

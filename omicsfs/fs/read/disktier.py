@@ -55,10 +55,12 @@ class DiskTier:
         self._evict()
         log.info("disk cache %s: %d blocks, %d bytes", self.root, len(self._index), self.bytes)
 
-    def path(self, key: tuple[str, str, str, str], part: int, block: int) -> Path:
+    def path(self, key: tuple[str, str, str, str], block_size: int, block: int) -> Path:
+        """The entry of block ``block`` of a file cut into ``block_size`` blocks (the grid is
+        part of the name: a different grid never reads a block of another)."""
         kind, object_id, file, validator = key
         digest = hashlib.sha256(validator.encode()).hexdigest()[:16]
-        return self.root / kind / object_id / digest / f"{file}.{part}.{block}"
+        return self.root / kind / object_id / digest / f"{file}.{block_size}.{block}"
 
     def has(self, path: Path) -> bool:
         return path in self._index
@@ -93,7 +95,7 @@ class DiskTier:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _private_folders(path.parent)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             trailer = _TRAILER.pack(_MAGIC, len(data), zlib.crc32(data))
@@ -129,3 +131,14 @@ class DiskTier:
             path, size = self._index.popitem(last=False)
             self.bytes -= size
             path.unlink(missing_ok=True)
+
+
+def _private_folders(folder: Path) -> None:
+    """``mkdir -p`` with every new level 0700: Path.mkdir gives its mode to the last one only,
+    and the cache's folders name the stores and read sets it holds (README.md, ``--cache-dir``)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        made.mkdir(mode=0o700, exist_ok=True)
