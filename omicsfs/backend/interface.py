@@ -15,10 +15,13 @@ import trio
 from omicsfs.backend.models import (
     JobKind,
     JobSummary,
+    ListedObject,
     ObjectFiles,
     PartSource,
+    RangeBody,
     ReadSetSummary,
     ReferenceSummary,
+    S3Location,
     StoreKind,
     StoreSummary,
     UploadSummary,
@@ -77,3 +80,16 @@ class Backend(Protocol):
     async def abort_upload(self, store_id: str, upload_id: str) -> None: ...
     async def list_uploads(self, store_id: str) -> list[UploadSummary]: ...
     async def delete_read_set(self, store_id: str, read_set_id: str) -> None: ...
+
+
+class ObjectStore(Protocol):
+    """The S3 access points of the stores (backend/s3.py S3Backend; tests/fakes/s3.py)."""
+
+    stats: BackendStats
+
+    async def retrying(self, operation: str, attempt_once: Callable[[], Awaitable[T]]) -> T: ...
+    async def head(self, location: S3Location) -> str: ...
+    async def open_range(
+        self, location: S3Location, start: int, end: int, if_match: str | None
+    ) -> RangeBody: ...
+    async def list_objects(self, prefix: S3Location) -> list[ListedObject]: ...

@@ -236,3 +236,34 @@ class UploadSummary:
     upload_id: str
     name: str
     tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """``s3://bucket/key``: the bucket is the access point alias."""
+
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Location:
+        if not uri.startswith("s3://") or "/" not in uri[5:]:
+            raise ValueError(f"not an s3:// URI with a key: {uri!r}")
+        bucket, key = uri[5:].split("/", 1)
+        return cls(bucket, key)
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    key: str
+    size: int
+    etag: str
+
+
+@dataclass
+class RangeBody:
+    """An open ranged GET: the body (a PartBody of backend/interface.py), and the ETag of the
+    object version it came from."""
+
+    body: Any
+    etag: str

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -26,6 +25,7 @@ from botocore.config import Config
 
 from omicsfs.backend import retry
 from omicsfs.backend.errors import TransportFailure, classify
+from omicsfs.backend.models import ListedObject, RangeBody, S3Location
 from omicsfs.backend.omics import BotoPartBody
 from omicsfs.backend.stats import BackendStats
 from omicsfs.config import BackendLimits
@@ -34,36 +34,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Raw = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """``s3://bucket/key``: the bucket is the access point alias."""
-
-    bucket: str
-    key: str
-
-    @classmethod
-    def parse(cls, uri: str) -> S3Location:
-        if not uri.startswith("s3://") or "/" not in uri[5:]:
-            raise ValueError(f"not an s3:// URI with a key: {uri!r}")
-        bucket, key = uri[5:].split("/", 1)
-        return cls(bucket, key)
-
-
-@dataclass(frozen=True)
-class ListedObject:
-    key: str
-    size: int
-    etag: str
-
-
-@dataclass
-class RangeBody:
-    """An open ranged GET: the body, and the object's ETag it came from."""
-
-    body: BotoPartBody
-    etag: str
 
 
 def make_s3_client(session: boto3.session.Session, *, endpoint_url: str | None, pool_connections: int) -> Any:

@@ -14,8 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from omicsfs.backend.interface import Backend
-from omicsfs.backend.s3 import S3Backend
+from omicsfs.backend.interface import Backend, ObjectStore
 from omicsfs.config import DataPlane, MountConfig
 from omicsfs.fs.attributes import Attributes
 from omicsfs.fs.attrs import Attr, Owner
@@ -67,7 +66,7 @@ class FileSystem:
     def __init__(
         self, config: MountConfig, backend: Backend, stats: Stats, *, mountpoint: str = "",
         invalidate: Invalidator | None = None, disk: DiskTier | None = None,
-        metastore: MetadataStore | None = None, s3: S3Backend | None = None,
+        metastore: MetadataStore | None = None, s3: ObjectStore | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.backend = backend

@@ -20,8 +20,16 @@ from collections.abc import Mapping
 import trio
 
 from omicsfs.backend.errors import BackendError
-from omicsfs.backend.models import FileType, ReadSetSummary, Status, StoredFile, StoreKind
-from omicsfs.backend.s3 import ListedObject, S3Backend, S3Location
+from omicsfs.backend.interface import ObjectStore
+from omicsfs.backend.models import (
+    FileType,
+    ListedObject,
+    ReadSetSummary,
+    S3Location,
+    Status,
+    StoredFile,
+    StoreKind,
+)
 from omicsfs.fs.catalog import Catalog
 from omicsfs.fs.singleflight import SingleFlight
 from omicsfs.fs.stats import Stats
@@ -61,7 +69,7 @@ def map_sizes(objects: list[ListedObject], prefix: str, read_sets: Mapping[str, 
 
 
 class S3Listing:
-    def __init__(self, catalog: Catalog, s3: S3Backend | None, stats: Stats, listing_ttl: float) -> None:
+    def __init__(self, catalog: Catalog, s3: ObjectStore | None, stats: Stats, listing_ttl: float) -> None:
         self.catalog = catalog
         self.s3 = s3
         self.stats = stats

@@ -48,6 +48,8 @@ from omicsfs.config import RetryPolicy
 
 T = TypeVar("T")
 
+#: The fake access point alias every store's objects live under.
+S3_BUCKET = "fake-alias-s3alias"
 #: Retries in the unit tier: few and short (the clock is fake anyway).
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1)
 
@@ -64,7 +66,21 @@ class StoredObject:
 
     def layout(self, name: str) -> FileLayout:
         size = len(self.files[name])
-        return FileLayout(size, self.part_size, max(1, -(-size // self.part_size)))
+        return FileLayout(size, self.part_size, max(1, -(-size // self.part_size)), self.s3_uri(name))
+
+    def s3_uri(self, name: str) -> str:
+        """The object behind the store's access point (read sets only, as on AWS)."""
+        summary = self.summary
+        if not isinstance(summary, ReadSetSummary):
+            return ""
+        if summary.file_type == FileType.FASTQ:
+            object_name = f"{summary.name}_{name}.fastq.gz"
+        else:
+            extension = ".cram" if summary.file_type == FileType.CRAM else ".bam"
+            object_name = summary.name + extension + (".crai" if extension == ".cram" else ".bai") * (
+                name == StoredFile.INDEX
+            )
+        return f"s3://{S3_BUCKET}/{summary.store_id}/readSet/{summary.id}/{object_name}"
 
     def object_files(self) -> ObjectFiles:
         # A read set whose upload is still processing (or failed) has no files yet.
@@ -166,6 +182,7 @@ class FakeBackend:
             f"arn:aws:omics:us-east-1:123456789012:{kind}Store/{store_id}",
             name,
             float(next(self._clock)),
+            s3_uri=f"s3://{S3_BUCKET}/{store_id}/" if kind is StoreKind.SEQUENCE else "",
         )
         self.stores[kind][store_id] = store
         self.objects[store_id] = {}

@@ -31,8 +31,7 @@ import cachetools
 import trio
 
 from omicsfs.backend.errors import BackendError, Changed, TransportFailure
-from omicsfs.backend.interface import Backend, PartBody
-from omicsfs.backend.s3 import S3Backend
+from omicsfs.backend.interface import Backend, ObjectStore, PartBody
 from omicsfs.config import CacheConfig, DataPlane, ReadAheadConfig
 from omicsfs.fs.read.disktier import DiskTier
 from omicsfs.fs.read.fetch import Fetch, Plane, Receiver
@@ -66,7 +65,7 @@ class BlockLRU(cachetools.LRUCache[BlockKey, Slot]):
 class BlockCache:
     def __init__(
         self, backend: Backend, config: CacheConfig, stats: Stats, tasks: TaskGroup, *,
-        disk: DiskTier | None = None, s3: S3Backend | None = None, planes: S3Plane | None = None,
+        disk: DiskTier | None = None, s3: ObjectStore | None = None, planes: S3Plane | None = None,
         read_ahead: ReadAheadConfig | None = None,
     ) -> None:  # fmt: skip
         self.backend = backend

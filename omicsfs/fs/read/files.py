@@ -16,8 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from omicsfs.backend.models import FileLayout, FileType, PartSource, ReadSetSummary, StoredFile, Summary
-from omicsfs.backend.s3 import S3Location
+from omicsfs.backend.models import (
+    FileLayout,
+    FileType,
+    PartSource,
+    ReadSetSummary,
+    S3Location,
+    StoredFile,
+    Summary,
+)
 from omicsfs.fs.catalog import Catalog
 
 FileKey = tuple[str, str, str, str]  # (object kind, object ID, stored file, validator)

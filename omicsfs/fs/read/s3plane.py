@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from omicsfs.backend.errors import BackendError
-from omicsfs.backend.s3 import S3Backend
+from omicsfs.backend.interface import ObjectStore
 from omicsfs.config import DataPlane
 from omicsfs.fs.read.fetch import Plane
 from omicsfs.fs.read.files import CachedFile, FileKey
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class S3Plane:
-    def __init__(self, backend: S3Backend | None, mode: DataPlane, stats: Stats) -> None:
+    def __init__(self, backend: ObjectStore | None, mode: DataPlane, stats: Stats) -> None:
         self.backend = backend
         self.mode = mode if backend is not None else DataPlane.PARTS
         self.stats = stats
@@ -60,7 +60,9 @@ class S3Plane:
 
     def reads_s3(self, file: CachedFile) -> bool:
         """Whether misses of this (open) file are fetched with ranged GETs right now."""
-        return self.mode is not DataPlane.PARTS and file.s3 is not None and file.key not in self._parts_only
+        if self.mode is DataPlane.PARTS or file.s3 is None or file.key in self._parts_only:
+            return False
+        return self.mode is DataPlane.S3 or self._stores.get(file.source.store_id) is True
 
     def fall_back(self, file: CachedFile, error: BaseException) -> None:
         if file.key in self._parts_only:
