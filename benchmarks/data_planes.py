@@ -23,7 +23,7 @@ about a real region). Contestants, each on a fresh mount (cold) unless said:
 - ``Transfer Manager``: aws-healthomics-tools downloading the read set to this disk.
 
 Measured: sequential (``dd bs=1M``, and fio ``rw=read bs=256k``); random 256 KiB reads (fio
-``rw=randread bs=256k``, 15 s time-based, the first 512 MiB of the file); time to first byte
+``rw=randread bs=256k direct=1``: 64 MiB of distinct blocks in random order); time to first byte
 (open and read 4 KiB of a fresh mount's file); 100 ``samtools view -c`` 10 kb region queries on
 the BAM (omicsfs only: rclone and s3fs would need the index beside it), cold then warm, with
 bytes fetched from the service against the bytes htslib reads (its read() calls on the local

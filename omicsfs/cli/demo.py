@@ -49,8 +49,9 @@ log = logging.getLogger(__name__)
 
 MARKER = "loaded.json"
 STORE_NAME = "demo-cohort"
-#: Folders the tree names without listing them: they hold the same files again under other names.
-ALIASES = ("by-id", "by-sample", "by-subject", ".jobs")
+#: Folders the tree names without listing them: they hold the same files again under other names
+#: (by-md5/ the references' contigs, and listing it would compute their MD5s).
+ALIASES = ("by-id", "by-sample", "by-subject", ".jobs", "by-md5")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

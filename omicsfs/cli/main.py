@@ -1,4 +1,4 @@
-"""The one entry point: ``omicsfs mount | unmount | serve | admin | demo | stats | install-helper``.
+"""The one entry point: ``omicsfs mount | unmount | serve | admin | demo | stats | env | install-helper``.
 
 Each subcommand's flags and runner live in their own module here; this one only assembles the
 parser and dispatches. Heavy imports (pyfuse3, the local service) happen in the runners, so
@@ -12,7 +12,7 @@ import importlib.metadata
 import sys
 
 import omicsfs
-from omicsfs.cli import demo, fstab, mount, serve, stats
+from omicsfs.cli import demo, env, fstab, mount, serve, stats
 from omicsfs.cli.local import run_mount_command
 
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(commands)
     fstab.add_parser(commands)
     stats.add_parser(commands)
+    env.add_parser(commands)
     return parser
 
 
@@ -56,4 +57,6 @@ def main(argv: list[str] | None = None) -> int:
             return fstab.install_helper(args.target, remove=args.remove)
         case "stats":
             return stats.run_stats(args)
+        case "env":
+            return env.run_env(args)
     raise AssertionError(args.command)

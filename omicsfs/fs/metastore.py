@@ -4,6 +4,9 @@ They are immutable once ACTIVE, so a remount answers ``stat`` for every object i
 without a single GetReadSetMetadata call. Each row carries the validator (creation time plus etag
 or MD5) from the listing it was fetched under; a row whose validator no longer matches the
 listing is ignored and refetched. It is a cache: any damage is answered by starting it afresh.
+
+Beside the file layouts it keeps each reference's contigs with their MD5s (fs/contigs.py): a
+reference's whole FASTA is read to compute them, so a remount must not do it again.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sqlite3
 from pathlib import Path
 
 from omicsfs.backend.models import ObjectFiles, ObjectKind
+from omicsfs.fs.fasta import ReferenceDigests
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +49,11 @@ class MetadataStore:
             "CREATE TABLE IF NOT EXISTS objects (kind TEXT, id TEXT, validator TEXT, doc TEXT,"
             " PRIMARY KEY (kind, id))"
         )
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS contigs (reference_id TEXT PRIMARY KEY, validator TEXT, doc TEXT)"
+        )
         db.execute("SELECT count(*) FROM objects").fetchone()
+        db.execute("SELECT count(*) FROM contigs").fetchone()
         return db
 
     def get(self, kind: ObjectKind, object_id: str, validator: str) -> ObjectFiles | None:
@@ -68,6 +76,27 @@ class MetadataStore:
         self._db.execute(
             "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
             (str(kind), object_id, files.validator, files.to_json()),
+        )
+
+    def get_contigs(self, reference_id: str, validator: str) -> ReferenceDigests | None:
+        """The contigs and MD5s of one reference version, if computed before."""
+        if self._db is None:
+            return None
+        row = self._db.execute(
+            "SELECT doc FROM contigs WHERE reference_id = ? AND validator = ?", (reference_id, validator)
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            return ReferenceDigests.from_json(row[0])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def put_contigs(self, reference_id: str, validator: str, digests: ReferenceDigests) -> None:
+        if self._db is None:
+            return
+        self._db.execute(
+            "INSERT OR REPLACE INTO contigs VALUES (?, ?, ?)", (reference_id, validator, digests.to_json())
         )
 
     def close(self) -> None:
