@@ -2,7 +2,7 @@
 
 The ids name the table's rows. Rows the filesystem raises itself (FsError) are checked here for
 the mapping and, where the unit tier reaches them, through the filesystem in test_filesystem.py
-and test_write_path.py; tests/mount/test_errors.py checks them through the kernel.
+and test_uploading.py; tests/mount/test_errors.py checks them through the kernel.
 """
 
 from __future__ import annotations
