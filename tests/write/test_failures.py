@@ -107,14 +107,16 @@ def test_uploads_of_a_killed_daemon_are_aborted_by_the_next_mount(
         assert second.stop() == 0
 
 
-def test_fifty_small_files_in_one_cp_stay_under_the_one_per_second_quota(
+def test_small_files_in_one_cp_stay_under_the_one_per_second_quota(
     store: tuple[RunningService, str], tmp_path: Path
 ) -> None:
+    """The real check of upload pacing; that 50 Creates are never two within a second is shown on
+    the fake clock (tests/unit/test_omics_backend.py), where it costs no wall time."""
     service, store_id = store
     service.set_faults("preset=aws")  # Create/Complete/Abort throttled above 1 per second
     sources = tmp_path / "many"
     sources.mkdir()
-    for index in range(50):
+    for index in range(4):
         (sources / f"s{index:02d}.fastq.gz").write_bytes(
             gzip.compress(f"@r{index}\nACGT\n+\nIIII\n".encode())
         )
@@ -126,9 +128,10 @@ def test_fifty_small_files_in_one_cp_stay_under_the_one_per_second_quota(
         omics = service.client()
         listed = [r for page in omics.get_paginator("list_read_sets").paginate(sequenceStoreId=store_id)
                   for r in page["readSets"]]  # fmt: skip
-        assert len(listed) == 50
-        injected = service.admin("GET", "stats")["faults"]["injected"]
-        assert not any(key.startswith("throttle:") for key in injected), injected
+        assert sorted(r["name"] for r in listed) == ["s00", "s01", "s02", "s03"]
+        stats = service.admin("GET", "stats")
+        assert stats["requests"]["CreateMultipartReadSetUpload"] == 4
+        assert not any(key.startswith("throttle:") for key in stats["faults"]["injected"]), stats["faults"]
     finally:
         assert mounted.stop() == 0
 
@@ -204,7 +207,8 @@ def test_two_matching_references_fail_unless_one_is_named(
                 sample.bam.read_bytes()
             )
         assert raised.value.errno == errno.EINVAL
-        assert "2 references match the header's" in mounted.log
+        # The log is read by a thread of the test: wait for the line rather than race it.
+        mounted.wait_for_log("2 references match the header's")
         assert "same-genome-again" in mounted.log
         assert "demo-genome" in mounted.log
     finally:
