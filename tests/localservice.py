@@ -10,12 +10,19 @@ import json
 import os
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 from botocore.config import Config
 
 from omicsfs.localservice.process import ServiceProcess
+
+#: Credentials and region every test client and test mount uses; the local service accepts any.
+TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-west-2",
+}
 
 
 class RunningService(ServiceProcess):
@@ -29,9 +36,9 @@ class RunningService(ServiceProcess):
         return boto3.client(
             "omics",
             endpoint_url=self.url,
-            region_name="us-west-2",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            region_name=TEST_ENV["AWS_DEFAULT_REGION"],
+            aws_access_key_id=TEST_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=TEST_ENV["AWS_SECRET_ACCESS_KEY"],
             config=Config(**{"inject_host_prefix": False, "retries": {"total_max_attempts": 1}, **config}),
         )
 
@@ -40,9 +47,9 @@ class RunningService(ServiceProcess):
         return boto3.client(
             "s3",
             endpoint_url=self.s3_url,
-            region_name="us-west-2",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            region_name=TEST_ENV["AWS_DEFAULT_REGION"],
+            aws_access_key_id=TEST_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=TEST_ENV["AWS_SECRET_ACCESS_KEY"],
             config=Config(
                 **{"s3": {"addressing_style": "path"}, "retries": {"total_max_attempts": 1}, **config}
             ),
@@ -66,5 +73,19 @@ class RunningService(ServiceProcess):
         self.admin("PUT", "faults", spec.encode())
 
 
+class PrivateStore(NamedTuple):
+    """A service of the test's own and the ID of the one empty sequence store it holds."""
+
+    service: RunningService
+    store_id: str
+
+
 def env_without_aws() -> dict[str, str]:
+    """The test's environment without any AWS setting (a user with no AWS configuration)."""
     return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+
+
+def aws_env(**extra: str) -> dict[str, str]:
+    """The environment of a child process that talks to the local service: test credentials only,
+    never the machine's own AWS settings."""
+    return {**env_without_aws(), **TEST_ENV, **extra}

@@ -84,7 +84,7 @@ def test_unknown_codes_are_sorted_by_http_status(status: int, expected: type[Bac
 
 
 def test_a_client_error_without_metadata_is_an_invalid_request() -> None:
-    error = classify("GetReadSet", botocore.exceptions.ClientError({}, "GetReadSet"))  # type: ignore[arg-type]
+    error = classify("GetReadSet", botocore.exceptions.ClientError({}, "GetReadSet"))
     assert type(error) is InvalidRequest
     assert error.message  # botocore's own text stands in for the missing message
 

@@ -35,8 +35,10 @@ from tests.fakes.harness import sequence_store
 TTL = 30.0
 
 
-def catalog_on(backend: FakeBackend, folder: Path | None = None, **options: tuple[str, ...]) -> Catalog:
-    return Catalog(backend, MetadataStore(folder), listing_ttl=TTL, **options)
+def catalog_on(
+    backend: FakeBackend, folder: Path | None = None, sequence_store_ids: tuple[str, ...] = ()
+) -> Catalog:
+    return Catalog(backend, MetadataStore(folder), listing_ttl=TTL, sequence_store_ids=sequence_store_ids)
 
 
 def one_read_set(backend: FakeBackend, status: str = Status.ACTIVE) -> tuple[str, ReadSetSummary]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from omicsfs.backend.models import FileType, ObjectFiles, StoredFile, StoreKind
@@ -26,7 +28,7 @@ def tree_on(backend: FakeBackend) -> Tree:
     return Tree(Catalog(backend, MetadataStore(None), listing_ttl=30.0))
 
 
-def file_names(folder: dict[str, object]) -> list[str]:
+def file_names(folder: Mapping[str, object]) -> list[str]:
     return sorted(name for name, node in folder.items() if isinstance(node, ObjectFile))
 
 

@@ -25,7 +25,7 @@ from omicsfs.backend.models import FileType, Status, StoredFile
 from omicsfs.fs.errors import FsError
 from omicsfs.fs.filesystem import FileSystem
 from tests.fakes.backend import FakeBackend
-from tests.fakes.harness import PART, listing, make_fs, resolve, sequence_store, writable
+from tests.fakes.harness import PART, UNIT_CONFIG, listing, make_fs, resolve, sequence_store, writable
 
 COHORT = "sequence-stores/cohort"
 
@@ -71,7 +71,7 @@ def read_sets(backend: FakeBackend, store: str) -> dict[str, Any]:
 
 
 def fs_on(backend: FakeBackend, nursery: trio.Nursery, **write: object) -> FileSystem:
-    return make_fs(backend, nursery, writable(**write))
+    return make_fs(backend, nursery, writable(UNIT_CONFIG, **write))
 
 
 # -- what arrives ---------------------------------------------------------------------------------
