@@ -73,9 +73,11 @@ def private_service(tmp_path: Path) -> Iterator[RunningService]:
 
 
 @pytest.fixture
-def omics(service: RunningService) -> Any:
-    """A real boto3 omics client of the folder's ``service``."""
-    return service.client()
+def omics(service: RunningService) -> Iterator[Any]:
+    """A real boto3 omics client of the folder's ``service``; its connections close after the test."""
+    client = service.client()
+    yield client
+    client.close()
 
 
 @pytest.fixture

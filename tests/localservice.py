@@ -6,8 +6,11 @@ Tests synchronise with background work through the admin ``drain`` route, never 
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import signal
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -31,6 +34,13 @@ class RunningService(ServiceProcess):
     def __init__(self, data_dir: Path, *extra: str, part_size: int = 65536) -> None:
         super().__init__(data_dir, *extra, part_size=part_size, processing_delay=0.05)
         self.s3_root = data_dir / "s3"
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Stops the service and closes its stdout pipe (its reader thread ends at EOF)."""
+        code = super().stop(sig)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return code
 
     def client(self, **config: Any) -> Any:
         return boto3.client(
@@ -56,9 +66,18 @@ class RunningService(ServiceProcess):
         )
 
     def admin(self, method: str, route: str, body: bytes | None = None) -> Any:
+        """One admin call; an error status raises HTTPError with its body already read, so the
+        connection is closed here and the test can still read the body."""
         request = urllib.request.Request(f"{self.url}/_omicsfs/{route}", data=body, method=method)
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return json.load(response)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            with error:
+                payload = error.read()
+            raise urllib.error.HTTPError(
+                error.url, error.code, error.msg, error.headers, io.BytesIO(payload)
+            ) from None
 
     def drain(self) -> None:
         self.admin("POST", "drain")

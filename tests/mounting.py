@@ -56,6 +56,7 @@ class Mounted:
                 break
         else:
             self.process.wait()
+            self.process.stderr.close()
             raise RuntimeError("mount failed:\n" + "".join(self.lines))
         self._drain = threading.Thread(target=self._read_log, daemon=True)
         self._drain.start()
@@ -64,6 +65,7 @@ class Mounted:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.lines.append(line)
+        self.process.stderr.close()  # the daemon has exited, however it ended
 
     @property
     def log(self) -> str:

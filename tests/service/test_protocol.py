@@ -20,6 +20,7 @@ ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def test_every_storage_operation_is_routed_and_implemented() -> None:
+    import omicsfs.localservice.app  # noqa: F401  (importing the app registers every operation)
     from omicsfs.localservice.context import OPERATIONS
 
     assert len(STORAGE_OPERATIONS) == 41
@@ -50,8 +51,11 @@ def test_ids_arns_and_timestamps(service: RunningService) -> None:
     assert ref_store["arn"].endswith(f":referenceStore/{ref_store['id']}")
     # The raw body carries ISO-8601 strings (the model's timestampFormat), not epoch numbers.
     conn = http.client.HTTPConnection(urllib.parse.urlsplit(service.url).netloc)
-    conn.request("GET", f"/sequencestore/{created['id']}")
-    body = conn.getresponse().read().decode()
+    try:
+        conn.request("GET", f"/sequencestore/{created['id']}")
+        body = conn.getresponse().read().decode()
+    finally:
+        conn.close()
     assert ISO.search(body), body
 
 
@@ -201,8 +205,12 @@ def test_required_outputs_are_always_present(
 
 def test_unknown_path_is_a_modeled_looking_404(service: RunningService) -> None:
     conn = http.client.HTTPConnection(urllib.parse.urlsplit(service.url).netloc)
-    conn.request("GET", "/no/such/route")
-    response = conn.getresponse()
+    try:
+        conn.request("GET", "/no/such/route")
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
     assert response.status == 404
     assert response.getheader("x-amzn-ErrorType") == "UnknownOperationException"
 

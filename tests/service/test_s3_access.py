@@ -17,7 +17,7 @@ import sys
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,10 @@ def loaded(service: RunningService, sample: SampleFiles) -> Loaded:
 
 
 @pytest.fixture
-def s3(service: RunningService) -> Any:
-    return service.s3_client()
+def s3(service: RunningService) -> Iterator[Any]:
+    client = service.s3_client()
+    yield client
+    client.close()
 
 
 def expected_etag(content: bytes) -> str:
