@@ -15,10 +15,13 @@ import trio
 from omicsfs.backend.models import (
     JobKind,
     JobSummary,
+    ListedObject,
     ObjectFiles,
     PartSource,
+    RangeBody,
     ReadSetSummary,
     ReferenceSummary,
+    S3Location,
     StoreKind,
     StoreSummary,
     UploadSummary,
@@ -29,10 +32,12 @@ T = TypeVar("T")
 
 
 class PartBody(Protocol):
-    """An open part body, read chunk by chunk; closing it returns (or drops) the connection."""
+    """An open part body. ``readinto`` blocks: the block cache calls it on a worker thread, with
+    memory it owns, so bytes go from the socket to the cache without an allocation per chunk."""
 
-    async def read(self) -> bytes:
-        """The next chunk; empty at the end of the body."""
+    def readinto(self, memory: memoryview) -> int:
+        """Fills a prefix of ``memory``; returns how many bytes (0 at the end of the body).
+        Raises BackendError (TransportFailure) when the connection breaks."""
         ...
 
     def close(self) -> None: ...
@@ -75,3 +80,16 @@ class Backend(Protocol):
     async def abort_upload(self, store_id: str, upload_id: str) -> None: ...
     async def list_uploads(self, store_id: str) -> list[UploadSummary]: ...
     async def delete_read_set(self, store_id: str, read_set_id: str) -> None: ...
+
+
+class ObjectStore(Protocol):
+    """The S3 access points of the stores (backend/s3.py S3Backend; tests/fakes/s3.py)."""
+
+    stats: BackendStats
+
+    async def retrying(self, operation: str, attempt_once: Callable[[], Awaitable[T]]) -> T: ...
+    async def head(self, location: S3Location) -> str: ...
+    async def open_range(
+        self, location: S3Location, start: int, end: int, if_match: str | None
+    ) -> RangeBody: ...
+    async def list_objects(self, prefix: S3Location) -> list[ListedObject]: ...

@@ -98,6 +98,9 @@ class StoreSummary:
     name: str
     creation_time: float
     description: str = ""
+    #: ``s3Access.s3Uri`` (GetSequenceStore only: list items carry none): the store's prefix
+    #: behind its S3 access point.
+    s3_uri: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,8 @@ class FileLayout:
     content_length: int
     part_size: int
     total_parts: int
+    #: ``s3Access.s3Uri`` of this file: its object behind the store's S3 access point ("" if none).
+    s3_uri: str = ""
 
     def part_length(self, part_number: int) -> int:
         """Bytes in part ``part_number`` (1-based); the last part is the short one."""
@@ -231,3 +236,34 @@ class UploadSummary:
     upload_id: str
     name: str
     tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """``s3://bucket/key``: the bucket is the access point alias."""
+
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Location:
+        if not uri.startswith("s3://") or "/" not in uri[5:]:
+            raise ValueError(f"not an s3:// URI with a key: {uri!r}")
+        bucket, key = uri[5:].split("/", 1)
+        return cls(bucket, key)
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    key: str
+    size: int
+    etag: str
+
+
+@dataclass
+class RangeBody:
+    """An open ranged GET: the body (a PartBody of backend/interface.py), and the ETag of the
+    object version it came from."""
+
+    body: Any
+    etag: str

@@ -19,11 +19,14 @@ import trio
 
 from omicsfs.backend.client import make_client, make_session
 from omicsfs.backend.omics import OmicsBackend
-from omicsfs.config import MountConfig
-from omicsfs.daemon.checks import MountError, Target
+from omicsfs.backend.s3 import S3Backend, make_s3_client
+from omicsfs.config import DataPlane, MountConfig
+from omicsfs.daemon.checks import Target
+from omicsfs.daemon.errors import MountError
 from omicsfs.daemon.memory import map_large_blocks_individually
 from omicsfs.daemon.sdnotify import notify
 from omicsfs.daemon.signals import handle_signals
+from omicsfs.daemon.stderr import CapturedStderr
 from omicsfs.fs.filesystem import FileSystem
 from omicsfs.fs.metastore import MetadataStore
 from omicsfs.fs.read.disktier import DiskTier
@@ -55,11 +58,13 @@ def _raise_readahead(mountpoint: str) -> None:
         log.debug("could not raise kernel readahead on %s: %s", mountpoint, exc)
 
 
-def _invalidate(parent: int, name: str, ino: int) -> None:
+def _invalidate(parent: int, name: str, deleted: int | None) -> None:
+    """Drops ``name`` from the kernel's cache; with ``deleted`` (an inode) also marks that inode
+    deleted (its link count goes to 0), which is only right when the node is gone for good."""
     try:
         pyfuse3.invalidate_entry_async(
-            pyfuse3.InodeT(parent), pyfuse3.FileNameT(os.fsencode(name)), deleted=pyfuse3.InodeT(ino),
-            ignore_enoent=True,
+            pyfuse3.InodeT(parent), pyfuse3.FileNameT(os.fsencode(name)),
+            deleted=pyfuse3.InodeT(deleted or 0), ignore_enoent=True,
         )  # fmt: skip
     except Exception:  # the kernel may already have dropped it
         log.debug("invalidating %s failed", name, exc_info=True)
@@ -75,6 +80,8 @@ async def run_filesystem(
     """Mounts ``mountpoint`` and serves it until unmounted or signalled."""
     stats = Stats()
     session = make_session(region=target.region, profile=target.profile)
+    credentials = session.get_credentials()
+    log.info("AWS credentials from %s", credentials.method if credentials is not None else "nowhere")
     limits = config.limits
     client = make_client(
         session,
@@ -82,14 +89,19 @@ async def run_filesystem(
         pool_connections=limits.data_streams + limits.control_threads,
     )
     backend = OmicsBackend(client, limits, stats.backend)
+    s3 = None
+    if target.has_s3 and config.data_plane is not DataPlane.PARTS:
+        s3_client = make_s3_client(session, endpoint_url=target.s3_endpoint_url, pool_connections=64)
+        s3 = S3Backend(s3_client, limits, stats.backend)
     metastore = MetadataStore(config.metadata_dir)
     disk = None
     if config.cache.disk_dir is not None:
         disk = DiskTier(config.cache.disk_dir, config.cache.disk_bytes, config.cache.block_size)
         await trio.to_thread.run_sync(disk.scan)
     fs = FileSystem(
-        config, backend, stats, mountpoint=mountpoint, invalidate=_invalidate, disk=disk, metastore=metastore
-    )
+        config, backend, stats, mountpoint=mountpoint, invalidate=_invalidate, disk=disk, metastore=metastore,
+        s3=s3,
+    )  # fmt: skip
     operations = OmicsOperations(fs, stats)
     budget = config.read_ahead_budget
     log.info(
@@ -97,7 +109,13 @@ async def run_filesystem(
         mountpoint, config.cache.memory_bytes >> 20, budget >> 20, config.read_ahead.max_streams,
         (budget + config.cache.memory_bytes) >> 20,
     )  # fmt: skip
-    pyfuse3.init(operations, mountpoint, options)
+    captured = CapturedStderr()
+    try:
+        with captured:
+            pyfuse3.init(operations, mountpoint, options)
+    except RuntimeError as exc:  # fuse_session_new or fuse_session_mount failed: libfuse says why
+        metastore.close()
+        raise MountError(f"mounting {mountpoint} failed: {captured.reason() or exc}") from None
     try:
         async with trio.open_nursery() as nursery:
             fs.tasks.attach(nursery)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -47,6 +48,8 @@ from omicsfs.config import RetryPolicy
 
 T = TypeVar("T")
 
+#: The fake access point alias every store's objects live under.
+S3_BUCKET = "fake-alias-s3alias"
 #: Retries in the unit tier: few and short (the clock is fake anyway).
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1)
 
@@ -63,7 +66,21 @@ class StoredObject:
 
     def layout(self, name: str) -> FileLayout:
         size = len(self.files[name])
-        return FileLayout(size, self.part_size, max(1, -(-size // self.part_size)))
+        return FileLayout(size, self.part_size, max(1, -(-size // self.part_size)), self.s3_uri(name))
+
+    def s3_uri(self, name: str) -> str:
+        """The object behind the store's access point (read sets only, as on AWS)."""
+        summary = self.summary
+        if not isinstance(summary, ReadSetSummary):
+            return ""
+        if summary.file_type == FileType.FASTQ:
+            object_name = f"{summary.name}_{name}.fastq.gz"
+        else:
+            extension = ".cram" if summary.file_type == FileType.CRAM else ".bam"
+            object_name = summary.name + extension + (".crai" if extension == ".cram" else ".bai") * (
+                name == StoredFile.INDEX
+            )
+        return f"s3://{S3_BUCKET}/{summary.store_id}/readSet/{summary.id}/{object_name}"
 
     def object_files(self) -> ObjectFiles:
         # A read set whose upload is still processing (or failed) has no files yet.
@@ -80,17 +97,29 @@ class Upload:
 
 
 class Gate:
-    """Held part bodies wait here after their first chunk until ``release``."""
+    """Held part bodies wait here after their first chunk until ``release``. Bodies are read on
+    the block cache's worker threads, so the gate is a thread-safe event."""
 
     def __init__(self) -> None:
-        self.released = trio.Event()
+        self.released = threading.Event()
+        #: Set once a body is waiting at the gate (tests wait for it with trio.to_thread).
+        self.reached = threading.Event()
+        self._lock = threading.Lock()
         self.waiting = 0
+
+    def wait(self) -> None:
+        with self._lock:
+            self.waiting += 1
+        self.reached.set()
+        self.released.wait()
 
     def release(self) -> None:
         self.released.set()
 
 
 class FakePartBody:
+    """A part body, read with ``readinto`` on a worker thread, in chunks of ``chunk`` bytes."""
+
     def __init__(self, backend: FakeBackend, data: bytes, chunk: int, cut_after: int | None) -> None:
         self._backend = backend
         self._data = data
@@ -99,21 +128,19 @@ class FakePartBody:
         self._offset = 0
         self.closed = False
 
-    async def read(self) -> bytes:
-        await trio.lowlevel.checkpoint()
+    def readinto(self, memory: memoryview) -> int:
         gate = self._backend.gate
         if gate is not None and self._offset > 0 and not gate.released.is_set():
-            gate.waiting += 1
-            await gate.released.wait()
+            gate.wait()
         if self._cut_after is not None and self._offset >= self._cut_after:
             raise TransportFailure("GetReadSet", "connection reset mid-body (fake)")
-        end = self._offset + self._chunk
+        end = min(self._offset + self._chunk, self._offset + len(memory), len(self._data))
         if self._cut_after is not None:
             end = min(end, self._cut_after)
-        chunk = self._data[self._offset : end]
-        self._offset += len(chunk)
-        self._backend.stats.bytes_fetched += len(chunk)
-        return chunk
+        count = end - self._offset
+        memory[:count] = self._data[self._offset : end]
+        self._offset = end
+        return count
 
     def close(self) -> None:
         self.closed = True
@@ -155,6 +182,7 @@ class FakeBackend:
             f"arn:aws:omics:us-east-1:123456789012:{kind}Store/{store_id}",
             name,
             float(next(self._clock)),
+            s3_uri=f"s3://{S3_BUCKET}/{store_id}/" if kind is StoreKind.SEQUENCE else "",
         )
         self.stores[kind][store_id] = store
         self.objects[store_id] = {}

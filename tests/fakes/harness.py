@@ -16,6 +16,7 @@ from omicsfs.fs.filesystem import FileSystem
 from omicsfs.fs.inodes import ROOT_INODE
 from omicsfs.fs.stats import Stats
 from tests.fakes.backend import FakeBackend
+from tests.fakes.s3 import FakeS3
 
 BLOCK = 16 << 10
 PART = 64 << 10
@@ -30,11 +31,11 @@ def writable(config: MountConfig = UNIT_CONFIG, **write: object) -> MountConfig:
 
 def make_fs(
     backend: FakeBackend, nursery: trio.Nursery, config: MountConfig = UNIT_CONFIG,
-    invalidated: list[tuple[int, str, int]] | None = None,
+    invalidated: list[tuple[int, str, int | None]] | None = None, s3: FakeS3 | None = None,
 ) -> FileSystem:  # fmt: skip
     sink = invalidated if invalidated is not None else []
     fs = FileSystem(config, backend, Stats(backend=backend.stats), mountpoint="/mnt/unit",
-                    invalidate=lambda parent, name, ino: sink.append((parent, name, ino)))  # fmt: skip
+                    invalidate=lambda parent, name, ino: sink.append((parent, name, ino)), s3=s3)  # fmt: skip
     fs.tasks.attach(nursery)
     return fs
 

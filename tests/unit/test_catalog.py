@@ -136,7 +136,8 @@ async def test_layouts_are_fetched_once_per_validator() -> None:
         for _ in range(10):
             nursery.start_soon(catalog.files, read_set)
     files = await catalog.files(read_set)
-    assert files.files[StoredFile.SOURCE1] == FileLayout(100, 40, 3)
+    layout = files.files[StoredFile.SOURCE1]
+    assert (layout.content_length, layout.part_size, layout.total_parts) == (100, 40, 3)
     assert catalog.known_files(read_set) == files
     assert backend.calls["GetReadSetMetadata"] == 1
     # Another version of the object (same ID, new validator) is fetched again.

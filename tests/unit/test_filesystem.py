@@ -150,7 +150,7 @@ async def test_listings_refresh_after_the_ttl_and_the_kernel_is_told_what_went(
     backend = FakeBackend()
     store = sequence_store(backend)
     first = backend.add_read_set(store, "first", {StoredFile.SOURCE1: b"1"}, file_type=FileType.FASTQ)
-    invalidated: list[tuple[int, str, int]] = []
+    invalidated: list[tuple[int, str, int | None]] = []
     fs = make_fs(backend, nursery, invalidated=invalidated)
     assert await listing(fs, "sequence-stores/cohort") == [".jobs", "by-id", "by-sample", "by-subject",
                                                           "first.fastq.gz"]  # fmt: skip
@@ -200,6 +200,7 @@ async def test_eight_sequential_readers_stay_within_the_read_ahead_budget(nurser
     )
     fs = make_fs(backend, nursery, config)
     backend.data_streams = trio.Semaphore(1000)  # held fetches never give their connection back
+    fs.cache._receivers.total_tokens = 1000  # nor their receiving thread
     backend.hold_bodies()
     handles = [(await fs.open(await resolve(fs, f"sequence-stores/cohort/r{i}.bam"), 0))[0] for i in range(8)]
 

@@ -113,3 +113,21 @@ def test_write_options_reach_the_mount() -> None:
         "--pair-timeout", "5", "--sample-id", "S1", "--subject-id", "P1",
         "--reference-arn", "arn:aws:omics:r",
     ]  # fmt: skip
+
+
+def test_auto_unmount_is_a_flag() -> None:
+    assert translate("omicsfs", "/m", ["auto_unmount"]) == ["mount", "/m", "--auto-unmount"]
+    assert translate("omicsfs", "/m", ["auto-unmount"]) == ["mount", "/m", "--auto-unmount"]
+
+
+def test_option_names_may_use_dashes_as_the_flags_do() -> None:
+    assert translate("omicsfs", "/m", ["cache-size=1G", "allow-other", "read-write", "sequence-store=a"]) == [
+        "mount", "/m", "--cache-size", "1G", "--allow-other", "--read-write", "--sequence-store", "a",
+    ]  # fmt: skip
+    # Dropped and kernel options keep their own spelling.
+    assert translate("omicsfs", "/m", ["x-systemd.mount-timeout=30", "nosuid"]) == [
+        "mount",
+        "/m",
+        "-o",
+        "nosuid",
+    ]

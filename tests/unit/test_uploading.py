@@ -338,12 +338,23 @@ async def test_bytes_that_contradict_the_name_fail_the_first_write(nursery: trio
 
 
 @pytest.mark.trio
-@pytest.mark.parametrize("name", ["notes.txt", "x.bam.bai", "x.fasta", f"{'n' * 128}.bam"])
+@pytest.mark.parametrize("name", ["notes.txt", "x.bam.bai", "x.fasta", ".bam"])
 async def test_names_that_are_no_read_set_file_are_einval_at_create(nursery: trio.Nursery, name: str) -> None:
     backend = FakeBackend()
     sequence_store(backend)
     fs = fs_on(backend, nursery)
     assert await refused(fs.create(await resolve(fs, COHORT), name)) == errno.EINVAL
+
+
+@pytest.mark.trio
+async def test_a_read_set_name_over_127_characters_is_refused_never_cut(nursery: trio.Nursery) -> None:
+    backend = FakeBackend()
+    sequence_store(backend)
+    fs = fs_on(backend, nursery)
+    folder = await resolve(fs, COHORT)
+    assert await refused(fs.create(folder, f"{'n' * 128}.bam")) == errno.ENAMETOOLONG
+    handle, _ = await fs.create(folder, f"{'n' * 127}.fastq.gz")
+    fs.release(handle)
 
 
 @pytest.mark.trio

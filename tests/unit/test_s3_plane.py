@@ -1,0 +1,155 @@
+"""The S3 data plane on the fake backend and fake access point: ranged reads, windows, fallback,
+changed objects, one key space with parts, and ``ls -l`` sizes from the listing."""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+from dataclasses import replace
+
+import pytest
+import trio
+
+from omicsfs.backend.errors import Changed
+from omicsfs.backend.models import FileType, S3Location, StoredFile
+from omicsfs.config import CacheConfig, DataPlane
+from omicsfs.fs.errors import to_errno
+from omicsfs.fs.filesystem import FileSystem
+from omicsfs.fs.s3listing import map_sizes
+from tests.fakes.backend import S3_BUCKET, FakeBackend
+from tests.fakes.harness import UNIT_CONFIG, listing, make_fs, read_file, resolve, sequence_store
+from tests.fakes.s3 import FakeS3
+
+BLOCK = 16 << 10
+PART = 64 << 10
+DATA = os.urandom(20 * PART + 999)  # 1.25 MiB in 21 parts of 4 blocks
+# Ranged GETs of up to 4 blocks, a window of up to 16 blocks.
+CONFIG = replace(UNIT_CONFIG, cache=CacheConfig(memory_bytes=4 << 20, block_size=BLOCK))
+CONFIG = replace(
+    CONFIG, read_ahead=replace(CONFIG.read_ahead, s3_request_bytes=4 * BLOCK, s3_max_window=16 * BLOCK)
+)
+
+
+def _setup(
+    nursery: trio.Nursery, plane: DataPlane = DataPlane.AUTO
+) -> tuple[FakeBackend, FakeS3, FileSystem]:
+    backend = FakeBackend(part_size=PART)
+    store = sequence_store(backend)
+    backend.add_read_set(store, "big", {StoredFile.SOURCE1: DATA, StoredFile.INDEX: b"i" * 3000})
+    s3 = FakeS3(backend)
+    return backend, s3, make_fs(backend, nursery, replace(CONFIG, data_plane=plane), s3=s3)
+
+
+async def _read_at(fs: FileSystem, path: str, offset: int, size: int) -> bytes:
+    handle, _ = await fs.open(await resolve(fs, path), 0)
+    try:
+        return bytes(await fs.read(handle, offset, size))
+    finally:
+        fs.release(handle)
+
+
+@pytest.mark.trio
+async def test_a_random_read_fetches_one_block_with_a_ranged_get(nursery: trio.Nursery) -> None:
+    backend, s3, fs = _setup(nursery)
+    offset = 7 * PART + 5000
+    assert await _read_at(fs, "sequence-stores/cohort/big.bam", offset, 100) == DATA[offset : offset + 100]
+    assert backend.calls["GetReadSet"] == 0
+    assert s3.calls["HeadObject"] == 1  # the store's probe, once
+    start = offset // BLOCK * BLOCK
+    assert s3.ranges == [(s3.ranges[0][0], start, start + BLOCK)]  # one block, not a 64 KiB part
+
+
+@pytest.mark.trio
+async def test_sequential_reads_are_byte_exact_with_a_growing_window(nursery: trio.Nursery) -> None:
+    backend, s3, fs = _setup(nursery)
+    assert await read_file(fs, "sequence-stores/cohort/big.bam", chunk=8192) == DATA
+    assert backend.calls["GetReadSet"] == 0
+    sizes = [end - start for _, start, end in s3.ranges]
+    assert max(sizes) == 4 * BLOCK  # never more than one request's worth per GET
+    assert len(s3.ranges) < len(DATA) // BLOCK  # fewer GETs than blocks: the window grew
+    covered = sorted((start, end) for _, start, end in s3.ranges)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(covered))  # no block twice
+    assert fs.stats.bytes_by_plane["s3"] == len(DATA)
+
+
+@pytest.mark.trio
+async def test_parts_plane_never_touches_s3(nursery: trio.Nursery) -> None:
+    backend, s3, fs = _setup(nursery, DataPlane.PARTS)
+    assert await read_file(fs, "sequence-stores/cohort/big.bam") == DATA
+    assert sum(s3.calls.values()) == 0
+    assert backend.calls["GetReadSet"] == 21
+
+
+@pytest.mark.trio
+async def test_a_denied_store_reads_through_parts(nursery: trio.Nursery) -> None:
+    backend, s3, fs = _setup(nursery)
+    s3.deny = True
+    assert await read_file(fs, "sequence-stores/cohort/big.bam") == DATA
+    assert s3.calls["GetObject"] == 0  # the probe said no
+    assert backend.calls["GetReadSet"] == 21
+
+
+@pytest.mark.trio
+async def test_a_failure_mid_file_falls_back_to_parts_and_keeps_what_s3_brought(
+    nursery: trio.Nursery,
+) -> None:
+    backend, s3, fs = _setup(nursery)
+    path = "sequence-stores/cohort/big.bam"
+    assert await _read_at(fs, path, 0, 100) == DATA[:100]  # block 0 through S3
+    s3.deny = True  # the access policy changes
+    assert await read_file(fs, path) == DATA  # still exact, now through parts
+    assert fs.stats.s3_fallbacks == 1
+    parts_before = backend.calls["GetReadSet"]
+    assert await _read_at(fs, path, 50, 100) == DATA[50:150]  # block 0: still cached, no fetch
+    assert backend.calls["GetReadSet"] == parts_before
+
+
+@pytest.mark.trio
+async def test_an_object_that_changes_is_never_stitched(nursery: trio.Nursery) -> None:
+    _, s3, fs = _setup(nursery)
+    path = "sequence-stores/cohort/big.bam"
+    handle, _ = await fs.open(await resolve(fs, path), 0)
+    assert bytes(await fs.read(handle, 0, 100)) == DATA[:100]
+    s3.change(s3.ranges[0][0])  # the object's ETag moves between two ranged reads
+    with pytest.raises(Changed) as stale:
+        await fs.read(handle, 10 * PART, 100)
+    assert to_errno(stale.value) == errno.ESTALE
+
+
+@pytest.mark.trio
+async def test_ls_l_sizes_come_from_the_s3_listing(nursery: trio.Nursery) -> None:
+    backend, s3, fs = _setup(nursery)
+    store = next(iter(backend.stores[next(iter(backend.stores))]))
+    backend.add_read_set(store, "reads", {StoredFile.SOURCE1: b"@r\nA\n+\nI\n"}, file_type=FileType.FASTQ)
+    backend.add_read_set(
+        store,
+        "pair",
+        {StoredFile.SOURCE1: b"1" * 10, StoredFile.SOURCE2: b"2" * 20},
+        file_type=FileType.FASTQ,
+    )
+    names = await listing(fs, "sequence-stores/cohort")
+    sizes = {name: (await fs.getattr(await resolve(fs, f"sequence-stores/cohort/{name}"))).size
+             for name in names if "." in name and not name.startswith(".")}  # fmt: skip
+    assert sizes["big.bam"] == len(DATA)
+    assert sizes["big.bam.bai"] == 3000
+    assert sizes["reads.fastq.gz"] == 9
+    assert sizes["pair_1.fastq.gz"] == 10  # a pair's files are not guessed: from the metadata
+    assert sizes["pair_2.fastq.gz"] == 20
+    assert s3.calls["ListObjectsV2"] == 1
+    assert backend.calls["GetReadSetMetadata"] == 1  # only the pair's
+
+
+def test_listing_keys_map_only_without_guessing() -> None:
+    backend = FakeBackend()
+    store = sequence_store(backend)
+    bam = backend.add_read_set(store, "a", {StoredFile.SOURCE1: b"x" * 5, StoredFile.INDEX: b"y" * 2})
+    pair = backend.add_read_set(store, "p", {StoredFile.SOURCE1: b"1", StoredFile.SOURCE2: b"2"},
+                                file_type=FileType.FASTQ)  # fmt: skip
+    objects = trio.run(FakeS3(backend).list_objects, _prefix(store))
+    sizes = map_sizes(objects, f"{store}/", {bam.id: bam, pair.id: pair})
+    assert sizes == {(bam.id, StoredFile.SOURCE1): 5, (bam.id, StoredFile.INDEX): 2}
+
+
+def _prefix(store: str) -> S3Location:
+    return S3Location(S3_BUCKET, f"{store}/")
