@@ -344,12 +344,12 @@ class Bench:
 
         mib = size / MIB
         rows = []
-        for label, seconds, calls in (
+        for label, timings, calls in (
             ("raw API: boto3 GetReadSet, 4 parts in flight", raw, raw_calls),
             ("mount, cold: dd bs=1M (fresh mount per run)", mounted, mount_calls),
         ):
-            best, median = best_median(seconds)
-            rows.append([label, f"{mib:.1f}", str(len(seconds)), f"{best:.2f}", f"{median:.2f}",
+            best, median = best_median(timings)
+            rows.append([label, f"{mib:.1f}", str(len(timings)), f"{best:.2f}", f"{median:.2f}",
                          f"{mib / best:.1f}", f"{mib / median:.1f}", join_counts(calls)])  # fmt: skip
         ratio_best = min(raw) / min(mounted)
         ratio_median = statistics.median(raw) / statistics.median(mounted)

@@ -7,7 +7,7 @@ waits for its "mounted" log line (not a sleep) and keeps the rest of its log for
 from __future__ import annotations
 
 import contextlib
-import os
+import hashlib
 import signal
 import subprocess
 import sys
@@ -16,19 +16,13 @@ import time
 from pathlib import Path
 
 from omicsfs.daemon.mounttable import mount_table
-
-TEST_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-west-2",
-}
+from tests.localservice import aws_env
 
 
-def aws_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(TEST_ENV)
-    env.update(extra)
-    return env
+def md5(path: Path) -> str:
+    """MD5 of a file, read in blocks: what went into a mount compared with what came out."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "md5").hexdigest()
 
 
 def omicsfs(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -62,6 +56,7 @@ class Mounted:
                 break
         else:
             self.process.wait()
+            self.process.stderr.close()
             raise RuntimeError("mount failed:\n" + "".join(self.lines))
         self._drain = threading.Thread(target=self._read_log, daemon=True)
         self._drain.start()
@@ -70,6 +65,7 @@ class Mounted:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.lines.append(line)
+        self.process.stderr.close()  # the daemon has exited, however it ended
 
     @property
     def log(self) -> str:

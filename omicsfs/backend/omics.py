@@ -120,9 +120,8 @@ class OmicsBackend:
 
     async def _once(self, operation: str, call: Callable[[], T], limiter: trio.CapacityLimiter) -> T:
         bucket = self._buckets.get(operation, self._metadata_bucket)
-        before = bucket.waits
-        await bucket.acquire()
-        self.stats.rate_limit_waits += bucket.waits - before
+        if await bucket.acquire():
+            self.stats.rate_limit_waits += 1
         self.stats.api_calls[operation] += 1
         try:
             return await trio.to_thread.run_sync(call, limiter=limiter)

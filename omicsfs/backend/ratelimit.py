@@ -30,11 +30,14 @@ class TokenBucket:
             self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> bool:
+        """Takes one token, waiting for it if need be; True if this call had to wait."""
         async with self._lock:
             self._refill()
-            if self._tokens < 1:
+            waited = self._tokens < 1
+            if waited:
                 self.waits += 1
                 await trio.sleep((1 - self._tokens) / self.rate)
                 self._refill()
             self._tokens -= 1
+            return waited

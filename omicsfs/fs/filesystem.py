@@ -21,7 +21,7 @@ from omicsfs.fs.attrs import Attr, Owner
 from omicsfs.fs.catalog import Catalog
 from omicsfs.fs.contigs import ReferenceContigs
 from omicsfs.fs.errors import FsError
-from omicsfs.fs.handles import ContigHandle, DirHandle, DocumentHandle, HandleTable, ReadHandle
+from omicsfs.fs.handles import DirHandle, DocumentHandle, HandleTable, ReadHandle
 from omicsfs.fs.metastore import MetadataStore
 from omicsfs.fs.namespace import Invalidator, Namespace
 from omicsfs.fs.nodes import (
@@ -39,7 +39,7 @@ from omicsfs.fs.read.blockcache import BlockCache
 from omicsfs.fs.read.disktier import DiskTier
 from omicsfs.fs.read.reader import Reader
 from omicsfs.fs.read.s3plane import S3Plane
-from omicsfs.fs.refview import Md5View
+from omicsfs.fs.refview import ContigHandle, Md5View
 from omicsfs.fs.s3listing import S3Listing
 from omicsfs.fs.stats import Stats
 from omicsfs.fs.statsfile import stats_document

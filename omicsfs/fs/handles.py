@@ -11,12 +11,11 @@ import errno
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from omicsfs.backend.models import ReferenceSummary
 from omicsfs.fs.attrs import Attr
 from omicsfs.fs.errors import FsError
-from omicsfs.fs.fasta import FaiEntry
 from omicsfs.fs.read.files import CachedFile
 from omicsfs.fs.read.readahead import RangeStream, StreamState
+from omicsfs.fs.refview import ContigHandle
 from omicsfs.fs.write.ops import WriteHandle
 
 
@@ -34,19 +33,6 @@ class ReadHandle:
 
     ino: int
     file: CachedFile
-    stream: StreamState = field(default_factory=StreamState)
-    range_stream: RangeStream = field(default_factory=RangeStream)
-
-
-@dataclass
-class ContigHandle:
-    """A ``by-md5`` file: bases of one contig, read from its reference's FASTA through the block
-    cache with its own read-ahead (fs/refview.py)."""
-
-    ino: int
-    fasta: CachedFile
-    contig: FaiEntry
-    reference: ReferenceSummary
     stream: StreamState = field(default_factory=StreamState)
     range_stream: RangeStream = field(default_factory=RangeStream)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -35,12 +35,26 @@ from omicsfs.fs.attrs import Attr, Owner
 from omicsfs.fs.catalog import Catalog
 from omicsfs.fs.contigs import ReferenceContigs, ReferenceKey
 from omicsfs.fs.errors import FsError
-from omicsfs.fs.fasta import Contig, Layout, ReferenceDigests, to_sequence
-from omicsfs.fs.handles import ContigHandle
+from omicsfs.fs.fasta import Contig, FaiEntry, Layout, ReferenceDigests, to_sequence
 from omicsfs.fs.nodes import ContigFile, Md5Folder, Node
+from omicsfs.fs.read.files import CachedFile
+from omicsfs.fs.read.readahead import RangeStream, StreamState
 from omicsfs.fs.read.reader import Reader
 from omicsfs.fs.singleflight import SingleFlight
 from omicsfs.fs.xattrs import XATTR_PREFIX
+
+
+@dataclass
+class ContigHandle:
+    """An open by-md5 file: bases of one contig, read from its reference's FASTA through the
+    block cache with its own read-ahead (its type lives here so handles.py can import it)."""
+
+    ino: int
+    fasta: CachedFile
+    contig: FaiEntry
+    reference: ReferenceSummary
+    stream: StreamState = field(default_factory=StreamState)
+    range_stream: RangeStream = field(default_factory=RangeStream)
 
 
 @dataclass(frozen=True)

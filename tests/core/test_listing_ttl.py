@@ -15,9 +15,8 @@ from omicsfs.config import BackendLimits, MountConfig
 from omicsfs.fs.filesystem import FileSystem
 from omicsfs.fs.inodes import ROOT_INODE
 from omicsfs.fs.stats import Stats
-from tests.localservice import RunningService
+from tests.localservice import TEST_ENV, RunningService
 from tests.mount.builders import fastq_gz
-from tests.mounting import TEST_ENV
 from tests.service.helpers import upload_file
 
 

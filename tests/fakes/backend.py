@@ -229,7 +229,7 @@ class FakeBackend:
             md5=hashlib.md5(fasta).hexdigest(),
             creation_time=float(next(self._clock)),
         )
-        files = {StoredFile.SOURCE: fasta, StoredFile.INDEX: fai}
+        files: dict[str, bytes] = {StoredFile.SOURCE: fasta, StoredFile.INDEX: fai}
         self.objects[store_id][reference_id] = StoredObject(summary, files, self.part_size)
         return summary
 

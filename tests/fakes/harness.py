@@ -31,7 +31,7 @@ def writable(config: MountConfig = UNIT_CONFIG, **write: object) -> MountConfig:
 
 def make_fs(
     backend: FakeBackend, nursery: trio.Nursery, config: MountConfig = UNIT_CONFIG,
-    invalidated: list[tuple[int, str, int]] | None = None, s3: FakeS3 | None = None,
+    invalidated: list[tuple[int, str, int | None]] | None = None, s3: FakeS3 | None = None,
 ) -> FileSystem:  # fmt: skip
     sink = invalidated if invalidated is not None else []
     fs = FileSystem(config, backend, Stats(backend=backend.stats), mountpoint="/mnt/unit",

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -38,9 +37,10 @@ def mnt(
     assert " ERROR " not in mounted.log, mounted.log  # every test of the module ran on this mount
 
 
-@pytest.fixture
-def omics(loaded_service: RunningService) -> Any:
-    return loaded_service.client()
+@pytest.fixture(scope="session")
+def service(loaded_service: RunningService) -> RunningService:
+    """The service these tests talk to (``omics`` and ``store`` in tests/conftest.py use it)."""
+    return loaded_service
 
 
 @pytest.fixture

@@ -136,7 +136,8 @@ def test_a_dead_daemon_leaves_a_mount_point_the_next_mount_can_use(
 
 
 def test_allow_other_without_user_allow_other_is_explained(tmp_path: Path) -> None:
-    from omicsfs.daemon.checks import MountError, user_allow_other
+    from omicsfs.daemon.checks import user_allow_other
+    from omicsfs.daemon.errors import MountError
 
     conf = tmp_path / "fuse.conf"
     conf.write_text("# user_allow_other\nmount_max = 1000\n")

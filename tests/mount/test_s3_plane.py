@@ -91,7 +91,7 @@ def test_samtools_region_queries_use_ranged_gets_only(
         store = _store(fresh)
         loaded_service.reset_stats()
         with_reference = ["-T", str(sample.reference)]
-        cases = ((sample.bam, store / "NA12878-aligned.bam", []),
+        cases: tuple[tuple[Path, Path, list[str]], ...] = ((sample.bam, store / "NA12878-aligned.bam", []),
                  (sample.cram, store / "NA12878-aligned.cram", with_reference))  # fmt: skip
         for local, mounted, extra in cases:
             for region in ("chr1:1000-2000", "chr1:20000-20500", "chr2:100-30000"):

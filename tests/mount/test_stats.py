@@ -9,8 +9,8 @@ from pathlib import Path
 from tests.mounting import Mounted, omicsfs
 
 
-def stats(mnt: Mounted) -> dict:  # type: ignore[type-arg]
-    return json.loads((mnt.path / ".omicsfs" / "stats.json").read_text())  # type: ignore[no-any-return]
+def stats(mnt: Mounted) -> dict:
+    return json.loads((mnt.path / ".omicsfs" / "stats.json").read_text())
 
 
 def test_stats_json_shows_that_a_second_read_is_served_from_the_cache(mnt: Mounted, store_dir: Path) -> None:

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,7 @@ def test_same_names_get_their_ids_and_unique_names_stay_plain(
 
 
 @pytest.fixture
-def flaky_store(tmp_path: Path) -> tuple[RunningService, str, dict[str, bytes]]:
+def flaky_store(tmp_path: Path) -> Iterator[tuple[RunningService, str, dict[str, bytes]]]:
     service = RunningService(tmp_path / "data")
     omics = service.client()
     store = omics.create_sequence_store(name="flaky")

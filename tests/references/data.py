@@ -58,7 +58,7 @@ def write_fasta(path: Path, sequences: dict[str, str], width: int = 60, newline:
 
 def soft_masked(length: int, rng: random.Random) -> str:
     """Random bases with lower-case runs (repeats, as RepeatMasker marks them) and N gaps."""
-    out = []
+    out: list[str] = []
     while sum(map(len, out)) < length:
         run = "".join(rng.choices("ACGT", k=rng.randint(50, 400)))
         roll = rng.random()

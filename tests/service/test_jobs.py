@@ -881,7 +881,7 @@ def test_s3_access_policy_put_get_delete(omics: Any, store: dict[str, Any]) -> N
     arn = omics.get_sequence_store(id=store["id"])["s3Access"]["s3AccessPointArn"]
     with pytest.raises(omics.exceptions.ResourceNotFoundException):  # none yet
         omics.get_s3_access_policy(s3AccessPointArn=arn)
-    policy = {
+    policy: dict[str, Any] = {
         "Version": "2012-10-17",
         "Statement": [
             {

@@ -90,6 +90,7 @@ def connect(service: RunningService) -> Iterator[Callable[..., Connection]]:
 def request(service: RunningService, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, Any]]:
     """One raw request (no botocore validation or serialization on the way)."""
     address = urllib.parse.urlsplit(service.url)
+    assert address.hostname is not None
     conn = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
     try:
         conn.request(method, path, body=body, headers={"content-type": "application/json"})

@@ -20,7 +20,8 @@ ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def test_every_storage_operation_is_routed_and_implemented() -> None:
-    from omicsfs.localservice.app import OPERATIONS
+    import omicsfs.localservice.app  # noqa: F401  (importing the app registers every operation)
+    from omicsfs.localservice.context import OPERATIONS
 
     assert len(STORAGE_OPERATIONS) == 41
     assert set(OPERATIONS) == set(STORAGE_OPERATIONS)
@@ -50,8 +51,11 @@ def test_ids_arns_and_timestamps(service: RunningService) -> None:
     assert ref_store["arn"].endswith(f":referenceStore/{ref_store['id']}")
     # The raw body carries ISO-8601 strings (the model's timestampFormat), not epoch numbers.
     conn = http.client.HTTPConnection(urllib.parse.urlsplit(service.url).netloc)
-    conn.request("GET", f"/sequencestore/{created['id']}")
-    body = conn.getresponse().read().decode()
+    try:
+        conn.request("GET", f"/sequencestore/{created['id']}")
+        body = conn.getresponse().read().decode()
+    finally:
+        conn.close()
     assert ISO.search(body), body
 
 
@@ -85,13 +89,14 @@ def test_unknown_ids_are_resource_not_found(omics: Any, call: str, kwargs: dict[
 
 
 def test_unknown_ids_inside_a_known_store(omics: Any, store: dict[str, Any]) -> None:
-    for call, kwargs in [
+    calls: list[tuple[str, dict[str, Any]]] = [
         ("get_read_set_metadata", {"id": "1111111111"}),
         ("get_read_set", {"id": "1111111111", "partNumber": 1}),
         ("abort_multipart_read_set_upload", {"uploadId": "1111111111"}),
         ("get_read_set_export_job", {"id": "1111111111"}),
         ("get_read_set_activation_job", {"id": "1111111111"}),
-    ]:
+    ]
+    for call, kwargs in calls:
         with pytest.raises(ClientError) as excinfo:
             getattr(omics, call)(sequenceStoreId=store["id"], **kwargs)
         assert error_of(excinfo) == ("ResourceNotFoundException", 404), call
@@ -192,7 +197,7 @@ def test_required_outputs_are_always_present(
         ("CreateMultipartReadSetUpload", created),
         ("ListMultipartReadSetUploads", {"uploads": [item]}),
     ):
-        shape = model.operation_model(name).output_shape
+        shape: Any = model.operation_model(name).output_shape  # a StructureShape, as the model says
         if name == "ListMultipartReadSetUploads":
             shape, document = shape.members["uploads"].member, item
         assert set(shape.required_members) <= set(document), name
@@ -200,8 +205,12 @@ def test_required_outputs_are_always_present(
 
 def test_unknown_path_is_a_modeled_looking_404(service: RunningService) -> None:
     conn = http.client.HTTPConnection(urllib.parse.urlsplit(service.url).netloc)
-    conn.request("GET", "/no/such/route")
-    response = conn.getresponse()
+    try:
+        conn.request("GET", "/no/such/route")
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
     assert response.status == 404
     assert response.getheader("x-amzn-ErrorType") == "UnknownOperationException"
 

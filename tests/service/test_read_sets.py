@@ -128,7 +128,7 @@ def test_bytes_that_are_not_the_declared_format_fail_processing(
     content: bytes,
     reason: str,
 ) -> None:
-    fields = {"referenceArn": reference_arn} if file_type in ("BAM", "CRAM") else {}
+    fields: dict[str, Any] = {"referenceArn": reference_arn} if file_type in ("BAM", "CRAM") else {}
     rs = upload_file(omics, store["id"], {"SOURCE1": content}, file_type, **fields)
     service.drain()
     meta = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=rs)

@@ -54,7 +54,7 @@ def by_upload(
     service: RunningService, store_id: str, file_type: str, data: bytes, arn: str | None
 ) -> Outcome:
     omics = service.client()
-    fields = {"referenceArn": arn} if arn else {}
+    fields: dict[str, Any] = {"referenceArn": arn} if arn else {}
     read_set = upload_file(omics, store_id, {"SOURCE1": data}, file_type, **fields)
     service.drain()
     meta = omics.get_read_set_metadata(sequenceStoreId=store_id, id=read_set)

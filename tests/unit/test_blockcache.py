@@ -72,7 +72,7 @@ async def test_a_cancelled_reader_does_not_cancel_the_fetch_for_the_others(nurse
     impatient, _ = await fs.open(ino, 0)
     patient, _ = await fs.open(ino, 0)
     gate = backend.hold_bodies()
-    got: list[bytes | memoryview] = []
+    got: list[bytes | bytearray | memoryview] = []
     with trio.move_on_after(1):  # the first reader gives up (a FUSE interrupt)
         await fs.read(impatient, 2 * BLOCK, 100)
 

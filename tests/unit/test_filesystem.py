@@ -150,7 +150,7 @@ async def test_listings_refresh_after_the_ttl_and_the_kernel_is_told_what_went(
     backend = FakeBackend()
     store = sequence_store(backend)
     first = backend.add_read_set(store, "first", {StoredFile.SOURCE1: b"1"}, file_type=FileType.FASTQ)
-    invalidated: list[tuple[int, str, int]] = []
+    invalidated: list[tuple[int, str, int | None]] = []
     fs = make_fs(backend, nursery, invalidated=invalidated)
     assert await listing(fs, "sequence-stores/cohort") == [".jobs", "by-id", "by-sample", "by-subject",
                                                           "first.fastq.gz"]  # fmt: skip

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from omicsfs.cli.fstab import HelperError, main, translate
+from omicsfs.cli.fstab import FLAG_OPTIONS, VALUE_OPTIONS, HelperError, main, translate
+from omicsfs.cli.main import build_parser
 
 
 def test_what_mount_passes_by_default_is_a_plain_read_only_mount() -> None:
@@ -89,6 +90,29 @@ def test_bad_options_exit_1_with_one_line(capsys: pytest.CaptureFixture[str]) ->
 def test_namespaces_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["omicsfs", "/m", "-N", "/proc/1/ns/mnt", "-o", "rw"]) == 1
     assert "not supported" in capsys.readouterr().err
+
+
+def test_every_option_becomes_a_flag_omicsfs_mount_accepts() -> None:
+    """The helper's tables and the mount parser cannot drift apart: every option, translated,
+    parses, and reaches the field it names."""
+    options = [f"{key}=1" for key in VALUE_OPTIONS if key not in ("local", "log_level", "data_plane")]
+    options += ["local=/srv/data", "log_level=debug", "data_plane=parts", *FLAG_OPTIONS]
+    argv = translate("omicsfs", "/m", options)
+    args = build_parser().parse_args(argv)
+    for key in VALUE_OPTIONS:
+        given = getattr(args, key)
+        assert given not in (None, []), key
+    assert (args.allow_other, args.read_write, args.allow_delete) == (True, True, True)
+
+
+def test_write_options_reach_the_mount() -> None:
+    options = ["read_write", "allow_delete", "part_size=8M", "parts_in_flight=2", "pair_timeout=5",
+               "sample_id=S1", "subject_id=P1", "reference_arn=arn:aws:omics:r"]  # fmt: skip
+    assert translate("omicsfs", "/m", options) == [
+        "mount", "/m", "--read-write", "--allow-delete", "--part-size", "8M", "--parts-in-flight", "2",
+        "--pair-timeout", "5", "--sample-id", "S1", "--subject-id", "P1",
+        "--reference-arn", "arn:aws:omics:r",
+    ]  # fmt: skip
 
 
 def test_auto_unmount_is_a_flag() -> None:

@@ -35,7 +35,7 @@ def test_sequential_reader_grows_one_two_four() -> None:
 def test_small_parts_grow_every_quarter_part() -> None:
     small = FileLayout(content_length=100 * (4 << 20), part_size=4 << 20, total_parts=100)
     stream = StreamState()
-    offset, reached = 0, {}
+    offset, reached = 0, dict[int, int]()
     while offset < 8 << 20:
         reached.setdefault(len(stream.observe(offset, READ, small, 4, GROWTH)), offset)
         offset += READ

@@ -12,12 +12,12 @@ import pytest
 import trio
 
 from omicsfs.backend.errors import Changed
-from omicsfs.backend.models import FileType, StoredFile
+from omicsfs.backend.models import FileType, S3Location, StoredFile
 from omicsfs.config import CacheConfig, DataPlane
 from omicsfs.fs.errors import to_errno
 from omicsfs.fs.filesystem import FileSystem
 from omicsfs.fs.s3listing import map_sizes
-from tests.fakes.backend import FakeBackend
+from tests.fakes.backend import S3_BUCKET, FakeBackend
 from tests.fakes.harness import UNIT_CONFIG, listing, make_fs, read_file, resolve, sequence_store
 from tests.fakes.s3 import FakeS3
 
@@ -151,8 +151,5 @@ def test_listing_keys_map_only_without_guessing() -> None:
     assert sizes == {(bam.id, StoredFile.SOURCE1): 5, (bam.id, StoredFile.INDEX): 2}
 
 
-def _prefix(store: str) -> object:
-    from omicsfs.backend.models import S3Location
-    from tests.fakes.backend import S3_BUCKET
-
+def _prefix(store: str) -> S3Location:
     return S3Location(S3_BUCKET, f"{store}/")

@@ -43,9 +43,10 @@ def rw(
     assert mounted.stop() == 0
 
 
-@pytest.fixture
-def omics(write_service: RunningService) -> Any:
-    return write_service.client()
+@pytest.fixture(scope="session")
+def service(write_service: RunningService) -> RunningService:
+    """The service these tests talk to (``omics`` and ``store`` in tests/conftest.py use it)."""
+    return write_service
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def wait_active(omics: Any, store_id: str, name: str, timeout: float = 60.0) -> 
     while True:
         found = read_sets_named(omics, store_id, name)
         if found and found[0]["status"] not in ("PROCESSING_UPLOAD",):
-            return omics.get_read_set_metadata(sequenceStoreId=store_id, id=found[0]["id"])  # type: ignore[no-any-return]
+            return omics.get_read_set_metadata(sequenceStoreId=store_id, id=found[0]["id"])
         if time.monotonic() > deadline:
             raise AssertionError(f"read set {name!r} did not become ACTIVE: {found}")
         time.sleep(0.05)

@@ -69,10 +69,11 @@ def test_a_header_sample_longer_than_127_characters_fails_the_first_write(
     assert f"SM:{long_sample}" in rewritten
     (tmp_path / "header.sam").write_text(rewritten)
     bam = tmp_path / "long-sm.bam"
-    subprocess.run(
-        ["samtools", "reheader", "-P", str(tmp_path / "header.sam"), str(sample.bam)],
-        stdout=bam.open("wb"), check=True,
-    )  # fmt: skip
+    with bam.open("wb") as out:
+        subprocess.run(
+            ["samtools", "reheader", "-P", str(tmp_path / "header.sam"), str(sample.bam)],
+            stdout=out, check=True,
+        )  # fmt: skip
     fd = os.open(cohort / "long-sm.bam", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with pytest.raises(OSError) as raised:

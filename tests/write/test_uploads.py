@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 import subprocess
@@ -15,13 +14,8 @@ import pytest
 from omicsfs.cli.stats import read_stats, render
 from omicsfs.sample.data import SampleFiles
 from omicsfs.sample.load import LoadedSample
-from tests.mounting import Mounted
+from tests.mounting import Mounted, md5
 from tests.write.conftest import open_uploads, read_sets_named, wait_active
-
-
-def md5(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "md5").hexdigest()
 
 
 def samtools(*args: str) -> str:
