@@ -24,8 +24,9 @@ from omicsfs.config import (
 from omicsfs.daemon.checks import MountError, Target, check_fuse, check_mountpoint, check_service
 from omicsfs.daemon.detach import start_daemon
 from omicsfs.daemon.logs import configure_logging
-from omicsfs.daemon.mounttable import UnmountError, unmount
+from omicsfs.daemon.mounttable import UnmountError
 from omicsfs.daemon.run import fuse_options, run_foreground
+from omicsfs.daemon.stop import unmount_or_stop
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -208,7 +209,7 @@ def daemon_argv(argv: list[str]) -> list[str]:
 
 def run_unmount(args: argparse.Namespace) -> int:
     try:
-        unmount(str(args.mountpoint.resolve()))
+        unmount_or_stop(str(args.mountpoint.resolve()))  # a busy mount: its daemon is stopped
     except UnmountError as exc:
         print(f"omicsfs unmount: {exc}", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import trio
 
-from omicsfs.backend.models import JobSummary, Status, Summary
+from omicsfs.backend.models import JobSummary, ReadSetSummary, Status, Summary
 from omicsfs.config import MountConfig
 from omicsfs.fs.attrs import Attr, Owner
 from omicsfs.fs.catalog import Catalog
@@ -64,6 +64,9 @@ class Attributes:
             case WritingFile():
                 if self.writes is None:
                     raise FsError(errno.ENOENT)
+                made = self.writes.made(node)
+                if made is not None:  # closed: the inode answers as the read set file it became
+                    return await self._object_file(made, ino, placeholder)
                 return self.writes.attr(node, ino)
             case StatsFile():
                 # Changes all the time: never cached; opened with direct I/O, so reads are not
@@ -110,11 +113,28 @@ class Attributes:
             files = await self.catalog.files(summary)
             self.tree.note_files(summary, files)
         layout = files.files.get(node.file)
+        readable = summary.status == Status.ACTIVE
+        if layout is None and isinstance(summary, ReadSetSummary) and not readable:
+            # Still processing, or failed in processing: the service has no ``files`` yet (or
+            # ever). The file is there all the same, with the bytes this mount wrote, else 0.
+            layout = self.catalog.written_layout(summary.id, node.file)
+            size = layout.content_length if layout is not None else 0
+            return self.owner.attr(
+                ino, stat.S_IFREG | 0o444, size, summary.creation_time, self.config.listing_ttl,
+                attr_timeout=kernel.placeholder_attr_timeout,
+            )
         if layout is None:
             raise FsError(errno.ENOENT, f"{summary.id} has no {node.file} file")
-        timeout = kernel.immutable_timeout if summary.status == Status.ACTIVE else self.config.listing_ttl
+        if readable:
+            return self.owner.attr(
+                ino, stat.S_IFREG | 0o444, layout.content_length, summary.creation_time,
+                kernel.immutable_timeout,
+            )
+        # Not ACTIVE: the size may still change (a BAM gains the service's @CO line), so the
+        # kernel asks each time; answering costs no call within the listing TTL.
         return self.owner.attr(
-            ino, stat.S_IFREG | 0o444, layout.content_length, summary.creation_time, timeout
+            ino, stat.S_IFREG | 0o444, layout.content_length, summary.creation_time,
+            self.config.listing_ttl, attr_timeout=kernel.placeholder_attr_timeout,
         )
 
     async def _prefetch_siblings(self, node: ObjectFile) -> None:
