@@ -46,6 +46,9 @@ from omicsfs.fs.xattrs import job_xattrs, object_file_xattrs, store_xattrs
 
 log = logging.getLogger(__name__)
 
+#: Statuses of a read set just uploaded: opening one asks the service whether processing failed.
+_UPLOADED = (Status.PROCESSING_UPLOAD, Status.UPLOAD_FAILED)
+
 
 @dataclass(frozen=True)
 class AttrChange:
@@ -145,13 +148,12 @@ class FileSystem:
         # one size change that changes nothing.
         if change.size is not None and not (change.size == current.size and isinstance(node, WritingFile)):
             raise self.refuse("changing attributes (truncate, chmod, chown, utimes)")
-        if change.mode or change.owner:
+        if (change.mode or change.owner or change.times) and not self._wrote(node):
             raise self.refuse("changing attributes (truncate, chmod, chown, utimes)")
-        if change.times and not self._wrote(node):
-            raise self.refuse("changing attributes (truncate, chmod, chown, utimes)")
-        # Setting the times of a file this mount wrote (cp -p, rsync, rclone after copying) is a
-        # no-op that succeeds, as on Mountpoint and rclone mount: a read set keeps its creation
-        # time (SEMANTICS.md, "After close").
+        # Setting the times, mode or owner of a file this mount wrote (cp -p, cp -a, rsync -t,
+        # rclone after copying) is a no-op that succeeds, as utimes is on Mountpoint and rclone
+        # mount: a read set keeps its creation time, mode 0444 and the mount's owner
+        # (SEMANTICS.md, "After close").
         return current
 
     def _wrote(self, node: Node) -> bool:
@@ -224,6 +226,8 @@ class FileSystem:
                 return self.handles.add(DocumentHandle(ino, self.stats_document())), False
             case ObjectFile():
                 summary = await self.attributes.summary(node)
+                if isinstance(summary, ReadSetSummary) and summary.status in _UPLOADED:
+                    summary = await self.catalog.current_read_set(summary)  # failed since listed?
                 if summary.status == Status.UPLOAD_FAILED:
                     raise self._upload_failed(summary)
                 cached = await self.reader.open(summary, node.file)

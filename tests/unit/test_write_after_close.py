@@ -142,15 +142,16 @@ async def test_setting_times_on_a_file_just_written_succeeds_and_changes_nothing
     after = await fs.setattr(ino, AttrChange(times=True))  # rclone, rsync: by name after close
     assert after.mtime == (await fs.getattr(ino)).mtime
     assert before.size == after.size == len(FASTQ_GZ)
-    await fs.setattr(writing_ino, AttrChange(times=True))
-    for change in (AttrChange(mode=True), AttrChange(size=1)):
-        with pytest.raises(FsError) as refused:
-            await fs.setattr(ino, change)
-        assert refused.value.errno == errno.EPERM
-    old = await resolve(fs, f"{COHORT}/{other.name}.fastq.gz")
+    await fs.setattr(writing_ino, AttrChange(times=True, mode=True, owner=True))  # cp -a
+    assert (await fs.getattr(ino)).mode == stat.S_IFREG | 0o444  # nothing changed
     with pytest.raises(FsError) as refused:
-        await fs.setattr(old, AttrChange(times=True))  # a read set this mount did not write
+        await fs.setattr(ino, AttrChange(size=1))
     assert refused.value.errno == errno.EPERM
+    old = await resolve(fs, f"{COHORT}/{other.name}.fastq.gz")
+    for change in (AttrChange(times=True), AttrChange(mode=True)):
+        with pytest.raises(FsError) as refused:
+            await fs.setattr(old, change)  # a read set this mount did not write
+        assert refused.value.errno == errno.EPERM
 
 
 @pytest.mark.trio

@@ -42,7 +42,7 @@ def test_uploads_that_ended_show_their_read_set_or_error() -> None:
     lines = render(stats).splitlines()
     assert "uploads: 1 completed, 1 aborted" in lines
     index = lines.index("ended lately:")
-    assert lines[index + 1:index + 3] == [
+    assert lines[index + 1 : index + 3] == [
         "  12:00:01 a_1.fastq.gz, a_2.fastq.gz -> read set 1234567890 ACTIVE (3.0 MiB in 1.5s)",
         "  12:00:02 t.bam -> FAILED, nothing kept: part 1 of SOURCE1 failed (0.0 MiB in 0.2s)",
     ]

@@ -41,6 +41,9 @@ from omicsfs.fs.write.writer import WriterState
 
 log = logging.getLogger(__name__)
 
+#: How long a new read set's processing is followed (longer ones show up at the listing TTL).
+FOLLOW_SECONDS = 600.0
+
 
 @dataclass
 class WriteHandle:
@@ -199,7 +202,9 @@ class WriteOps:
                 # The listing of a read set still processing has no etag to tell it is paired.
                 self.namespace.tree.paired.add(group.read_set_id)
             self._made_read_sets.add(group.read_set_id)
-            self.catalog.note_read_set(self._new_summary(group), _written(gone, self.config.part_size))
+            summary = self._new_summary(group)
+            self.catalog.note_read_set(summary, _written(gone, self.config.part_size))
+            self.manager.spawn(lambda: self._follow(summary))
         for entry in gone:
             parent = self.namespace.inodes.known(entry.folder)
             if parent is not None:
@@ -207,6 +212,22 @@ class WriteOps:
             ino = self.namespace.inodes.known(WritingFile(entry.ident))
             if ino is not None:
                 self.namespace.changed(ino)  # its attributes are now the read set's
+
+    async def _follow(self, summary: ReadSetSummary) -> None:
+        """Asks the service about a read set this mount made until it is no longer processing,
+        backing off from 1 s to the listing TTL: its status and sizes then change within seconds
+        (the catalog tells the kernel), not only when the listing is next fetched."""
+        delay, waited = 1.0, 0.0
+        while waited < FOLLOW_SECONDS:
+            await trio.sleep(delay)
+            waited += delay
+            try:
+                summary = await self.catalog.current_read_set(summary)
+            except BackendError as error:
+                log.debug("following read set %s: %s", summary.id, error)
+            if summary.status != Status.PROCESSING_UPLOAD:
+                return
+            delay = min(2 * delay, self.catalog.listing_ttl)
 
     def _new_summary(self, group: UploadGroup) -> ReadSetSummary:
         """The read set as Complete made it, from what the upload carried (no call)."""
