@@ -140,11 +140,13 @@ def test_a_file_being_written_cannot_be_renamed_truncated_or_removed(
             lambda: os.truncate(target, 10),
             lambda: os.unlink(target),
             lambda: os.rename(target, cohort / "b.fastq.gz"),
-            lambda: os.chmod(target, 0),
         )
         for action in refused:
             with pytest.raises(PermissionError):
                 action()
+        os.chmod(target, 0)  # cp -p's chmod: accepted and ignored (SEMANTICS.md, "After close")
+        os.utime(target, (0, 0))
+        assert os.stat(target).st_mode & 0o777 == 0o644
         handle.write(sample.fastq1.read_bytes()[50_000:])
     assert read_sets_named(omics, write_loaded.sequence_store_id, "busy")
 
@@ -175,3 +177,59 @@ def test_read_only_mount_refuses_every_write_with_erofs(
         assert raised.value.errno == errno.EROFS
     finally:
         assert ro.stop() == 0
+
+
+def test_a_write_on_a_dupd_descriptor_after_close_fsync_or_einval_is_ebadf(
+    cohort: Path, sample: SampleFiles, omics: Any, write_loaded: LoadedSample
+) -> None:
+    data = sample.fastq1.read_bytes()
+    # close of one descriptor completes the upload; its dup writes on
+    fd = os.open(cohort / "dup-close.fastq.gz", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, data)
+    copy = os.dup(fd)
+    os.close(fd)
+    with pytest.raises(OSError) as late:
+        os.write(copy, b"more")
+    os.close(copy)
+    assert late.value.errno == errno.EBADF
+    assert len(read_sets_named(omics, write_loaded.sequence_store_id, "dup-close")) == 1
+    # fsync completes it too
+    fd = os.open(cohort / "dup-fsync.fastq.gz", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+        with pytest.raises(OSError) as late:
+            os.write(fd, b"more")
+        assert late.value.errno == errno.EBADF
+    finally:
+        os.close(fd)
+    assert len(read_sets_named(omics, write_loaded.sequence_store_id, "dup-fsync")) == 1
+    # after a refused out-of-order write: the file takes nothing more
+    fd = os.open(cohort / "dup-seek.fastq.gz", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    copy = os.dup(fd)
+    try:
+        os.write(fd, data[:100_000])
+        with pytest.raises(OSError) as refused:
+            os.pwrite(fd, data[200_000:210_000], 200_000)
+        assert refused.value.errno == errno.EINVAL
+        with pytest.raises(OSError) as late:
+            os.write(copy, data[100_000:110_000])
+        assert late.value.errno == errno.EBADF
+    finally:
+        os.close(copy)
+        os.close(fd)
+    nothing_left(omics, write_loaded, "dup-seek")
+
+
+def test_a_short_text_file_named_bam_fails_at_its_first_write_not_at_close(
+    rw: Mounted, cohort: Path, omics: Any, write_loaded: LoadedSample
+) -> None:
+    fd = os.open(cohort / "short.bam", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        with pytest.raises(OSError) as refused:
+            os.write(fd, b"hello world\n")  # 12 bytes: too few for a header, but not BGZF
+        assert refused.value.errno == errno.EINVAL
+    finally:
+        os.close(fd)  # nothing to report any more
+    assert "short.bam is not a BAM file" in rw.log
+    nothing_left(omics, write_loaded, "short")

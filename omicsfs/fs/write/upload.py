@@ -204,6 +204,8 @@ class ReadSetUpload:
         the wire finishes first), then Abort (which the service paces like Create). Nothing stays
         listed; failures to abort are logged."""
         self.fail("aborted")
+        async with self._create_lock:  # a Create on its way: abort what it makes
+            pass
         await self._idle.wait()
         if self.upload_id is None or self.read_set_id is not None:
             return
