@@ -5,6 +5,12 @@ carry. ``readdir`` therefore answers with placeholders the kernel must not cache
 (KernelCacheConfig.placeholder_attr_timeout) and the first real ``stat`` in a folder that was
 just listed fetches every sibling's metadata at once, paced by the backend, so ``ls -l`` costs
 one concurrent sweep rather than one call per file in sequence (docs/architecture.md, "Listings").
+
+A read set that is not ACTIVE may have no layout yet (still processing, or failed in processing):
+its files are listed all the same, with the bytes this mount wrote (or 0), and the kernel does
+not keep their attributes, since the size changes once the service has processed them
+(SEMANTICS.md, "After close"). A file this mount just wrote answers, under the inode the kernel
+has for it, as the read set file it became.
 """
 
 from __future__ import annotations

@@ -312,12 +312,20 @@ class Catalog:
         try:
             fresh, files = await self.backend.get_read_set_metadata(summary.store_id, summary.id)
         except NotFound:
+            self.forget_read_set(summary.store_id, summary.id)
             return summary
         self._remember(fresh, files)
         listing = self._listings.get(ListingKey("objects", StoreKind.SEQUENCE, summary.store_id))
-        if listing is not None and summary.id in listing.value:
+        if listing is not None and summary.id in listing.value and listing.value[summary.id] != fresh:
             listing.value[summary.id] = fresh  # xattrs and later opens see the new status at once
+            self._versions += 1
+            listing.version = self._versions  # its files may differ now (an index once ACTIVE)
         return fresh
+
+    def forget_read_set(self, store_id: str, read_set_id: str) -> None:
+        """The read set is gone (deleted): no longer merged into listings as one this mount made."""
+        self._recent.get(store_id, {}).pop(read_set_id, None)
+        self._written.pop(read_set_id, None)
 
     async def prefetch_files(self, summaries: list[Summary]) -> None:
         """Fetches the layouts of many objects concurrently (``ls -l`` of a folder)."""

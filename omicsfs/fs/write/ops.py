@@ -8,6 +8,10 @@ errno Mountpoint uses for what its backend cannot do (docs/architecture.md, "Err
 read-only mount every mutation is EROFS. Close semantics are Mountpoint's and dxfuse's with one
 difference forced by pyfuse3, whose flush handler gets no PID: the first flush after data was
 written completes the upload, whichever process sends it (SEMANTICS.md, "Close and flush").
+
+After close the read set is known at once: the catalog is told what was made (summary and the
+bytes written), so it is listed under the file's name whatever the listing TTL, and the service
+is asked about it with backoff until processing ends (SEMANTICS.md, "After close").
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import trio
 
 from omicsfs.backend.errors import BackendError
 from omicsfs.backend.interface import Backend
-from omicsfs.backend.models import FileLayout, ReadSetSummary, Status, StoredFile, StoreKind
+from omicsfs.backend.models import FileLayout, FileType, ReadSetSummary, Status, StoredFile, StoreKind
 from omicsfs.config import KernelCacheConfig, WriteConfig
 from omicsfs.fs.attrs import WRITE_BLKSIZE, Attr, Owner
 from omicsfs.fs.catalog import Catalog
@@ -203,7 +207,7 @@ class WriteOps:
                 self.namespace.tree.paired.add(group.read_set_id)
             self._made_read_sets.add(group.read_set_id)
             summary = self._new_summary(group)
-            self.catalog.note_read_set(summary, _written(gone, self.config.part_size))
+            self.catalog.note_read_set(summary, _written(summary, gone, self.config.part_size))
             self.manager.spawn(lambda: self._follow(summary))
         for entry in gone:
             parent = self.namespace.inodes.known(entry.folder)
@@ -272,6 +276,7 @@ class WriteOps:
                                        "references) can be removed")  # fmt: skip
         await self.backend.delete_read_set(child.store_id, child.object_id)
         log.info("deleted read set %s from store %s (rm %s)", child.object_id, child.store_id, name)
+        self.catalog.forget_read_set(child.store_id, child.object_id)
         self.catalog.expire_read_sets(child.store_id)
         await self.namespace.children(folder)  # relist now: the siblings vanish from the kernel too
 
@@ -302,9 +307,13 @@ class WriteOps:
         await self.manager.shutdown()
 
 
-def _written(entries: list[OpenFile], part_size: int) -> dict[str, FileLayout]:
-    """The read set's files as written: the bytes uploaded per source (after gzip for FASTQ)."""
+def _written(summary: ReadSetSummary, entries: list[OpenFile], part_size: int) -> dict[str, FileLayout]:
+    """The read set's files as written: the bytes uploaded per source (after gzip for FASTQ).
+    BAM and CRAM get the index the service builds, empty until it has (the name is there at once,
+    as for any aligned read set the mount lists)."""
     layouts: dict[str, FileLayout] = {}
+    if summary.file_type in (FileType.BAM, FileType.CRAM):
+        layouts[StoredFile.INDEX] = FileLayout(0, part_size, 1)
     for entry in entries:
         size = entry.writer.stored
         stored = StoredFile.SOURCE2 if entry.writer.source == "SOURCE2" else StoredFile.SOURCE1
