@@ -183,7 +183,7 @@ def test_an_upload_that_fails_processing_is_listed_with_its_reason(
         target.read_bytes()
     assert xattr(target, "status") == "UPLOAD_FAILED"
     rw.wait_for_log(f"refusing to open read set {failed['id']} (cut): its upload failed in processing")
-    assert failed["statusMessage"] in rw.log
+    rw.wait_for_log(failed["statusMessage"])
     assert xattr(target, "statusMessage") == failed["statusMessage"]
 
     fresh = Mounted(tmp_path / "again", write_service.url, "--read-write")  # the first ls -l of a mount

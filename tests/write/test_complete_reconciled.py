@@ -25,8 +25,8 @@ def test_a_lost_complete_answer_is_success_with_one_read_set_and_a_retry_makes_n
         result = subprocess.run(["cp", str(sample.fastq1), str(target)], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr + mounted.log[-3000:]
         [made] = read_sets_named(omics, store_id, "dropped")
-        assert "had taken effect although its answer was lost" in mounted.log
-        assert f"read set {made['id']} carries the upload's token" in mounted.log
+        mounted.wait_for_log("had taken effect although its answer was lost")
+        mounted.wait_for_log(f"read set {made['id']} carries the upload's token")
         assert "nothing was kept" not in mounted.log
         injected = private_service.admin("GET", "stats")["faults"]["injected"]
         assert injected.get("drop:CompleteMultipartReadSetUpload") == 1  # sent once, not retried

@@ -41,7 +41,7 @@ def test_bytes_that_contradict_the_name_fail_the_first_write(
     with pytest.raises(OSError) as raised:
         write_raw(cohort / "not-a-bam.bam", sample.fastq1.read_bytes())
     assert raised.value.errno == errno.EINVAL
-    assert "not-a-bam.bam is not a BAM file" in rw.log
+    rw.wait_for_log("not-a-bam.bam is not a BAM file")
     nothing_left(omics, write_loaded, "not-a-bam")
     assert "not-a-bam.bam" not in os.listdir(cohort)
 
@@ -62,7 +62,7 @@ def test_out_of_order_write_is_einval_and_aborts_the_upload(
     with pytest.raises(OSError) as raised:  # the first write created the upload; the second seeks
         write_raw(cohort / "seeky.fastq.gz", data[:100_000], data[150_000:200_000], offsets=[0, 150_000])
     assert raised.value.errno == errno.EINVAL
-    assert "out-of-order write" in rw.log
+    rw.wait_for_log("out-of-order write")
     nothing_left(omics, write_loaded, "seeky")
 
 
@@ -90,7 +90,7 @@ def test_a_header_no_reference_matches_fails_the_first_write(
     with pytest.raises(OSError) as raised:
         write_raw(cohort / "unknown-genome.bam", bam.read_bytes())
     assert raised.value.errno == errno.EINVAL
-    assert "no reference matches the header's 1 @SQ (chrZ:4242)" in rw.log
+    rw.wait_for_log("no reference matches the header's 1 @SQ (chrZ:4242)")
     nothing_left(omics, write_loaded, "unknown-genome")
 
 
@@ -159,7 +159,7 @@ def test_mate_2_without_mate_1_fails_its_close(
     with pytest.raises(OSError) as raised:
         handle.close()
     assert raised.value.errno == errno.EIO
-    assert "mate 2 without a mate 1" in rw.log
+    rw.wait_for_log("mate 2 without a mate 1")
     nothing_left(omics, write_loaded, "lonely")
 
 
@@ -231,5 +231,5 @@ def test_a_short_text_file_named_bam_fails_at_its_first_write_not_at_close(
         assert refused.value.errno == errno.EINVAL
     finally:
         os.close(fd)  # nothing to report any more
-    assert "short.bam is not a BAM file" in rw.log
+    rw.wait_for_log("short.bam is not a BAM file")
     nothing_left(omics, write_loaded, "short")

@@ -46,6 +46,7 @@ def test_stopping_with_writers_in_flight_ends_every_writer_and_leaves_no_upload(
         else:
             mounted.process.send_signal(getattr(signal, how))
         assert mounted.process.wait(timeout=EXIT_DEADLINE) == 0
+        assert mounted.stop() == 0  # exited already: this reads the rest of its log
         outcomes = []
         for name, copy in zip(names, copies, strict=True):
             _, errors = copy.communicate(timeout=EXIT_DEADLINE)
