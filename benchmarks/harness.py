@@ -99,7 +99,10 @@ def aws_env() -> dict[str, str]:
 class Mount:
     """``omicsfs mount MNT --endpoint-url URL --foreground`` as a child; ``path`` is the mount root."""
 
-    def __init__(self, mountpoint: Path, url: str, *extra: str, metadata_tps: float | None = 1000) -> None:
+    def __init__(
+        self, mountpoint: Path, url: str, *extra: str, metadata_tps: float | None = 1000,
+        pythonpath: Path | None = None,
+    ) -> None:  # fmt: skip
         mountpoint.mkdir(parents=True, exist_ok=True)
         self.path = mountpoint
         tps = [] if metadata_tps is None else ["--metadata-tps", f"{metadata_tps:g}"]
@@ -108,9 +111,13 @@ class Mount:
         self.args = args
         self.lines: list[str] = []
         self._ready = threading.Event()
+        env = aws_env()
+        if pythonpath is not None:  # another checkout of omicsfs, for before/after comparisons
+            env["PYTHONPATH"] = str(pythonpath)
+        # ``python -m`` puts the working folder first on sys.path: run another checkout from its own.
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env=aws_env(),
+            env=env, cwd=pythonpath,
         )  # fmt: skip
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()

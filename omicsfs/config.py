@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,17 @@ class CacheConfig:
             raise ValueError("the disk cache size must be positive")
 
 
+class DataPlane(StrEnum):
+    """Where file bytes come from (``--data-plane``; docs/architecture.md, "Two data planes")."""
+
+    #: Ranged GETs through the store's S3 access point where it answers, parts elsewhere.
+    AUTO = "auto"
+    #: GetReadSet/GetReference parts only; S3 is never touched.
+    PARTS = "parts"
+    #: Ranged GETs wherever a file has an S3 URI (still falling back to parts when they fail).
+    S3 = "s3"
+
+
 @dataclass(frozen=True)
 class ReadAheadConfig:
     #: Parts fetched ahead of a sequential reader grow 1 -> 2 -> 4 (dxfuse doubling, capped).
@@ -100,6 +112,16 @@ class ReadAheadConfig:
     budget_fraction: float = 0.5
     #: Streams allowed to prefetch at once (dxfuse allows 10).
     max_streams: int = 8
+    #: A sequential reader's depth doubles each time it reads this much more in order (or a
+    #: quarter part, if parts are smaller): four parts are in flight after 16 MiB, where a real
+    #: region's 100 MiB parts, one connection each, are what sets a reader's speed.
+    growth_bytes: int = 8 * MiB
+    #: S3 plane: the largest read-ahead window of one stream (Mountpoint grows to 2 GiB per file
+    #: handle, which is how it runs out of memory with many files; one memory budget caps it here).
+    s3_max_window: int = 64 * MiB
+    #: S3 plane: bytes per ranged GET. Mountpoint found 8 MiB the largest that still reaches
+    #: full throughput; a wider window is several GETs in flight.
+    s3_request_bytes: int = 8 * MiB
 
 
 @dataclass(frozen=True)
@@ -169,6 +191,7 @@ class MountConfig:
     #: Where read set and reference metadata is persisted (``--cache-dir``); None keeps it in memory.
     metadata_dir: Path | None = None
     writes: WriteConfig = field(default_factory=WriteConfig)
+    data_plane: DataPlane = DataPlane.AUTO
 
     def __post_init__(self) -> None:
         if not self.listing_ttl > 0:

@@ -11,8 +11,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # fuse3 (fusermount3, mount.fuse3), libfuse3-dev + pkg-config (pyfuse3 builds against them),
 # samtools/tabix (the demo's commands, the mount tests), attr (getfattr), python3-venv,
 # systemd (systemd-analyze, to verify the units in systemd/), rclone and s3fs (real S3 tools the
-# tests mount the local service's S3 access endpoint with; rclone also copies into a --read-write
-# mount), rsync (copies into a --read-write mount with --inplace).
+# tests mount the local service's S3 access endpoint with), rsync (the copy-tool tests).
 need_apt=""
 for cmd in samtools fusermount3 pkg-config getfattr systemd-analyze rclone s3fs rsync; do
     command -v "$cmd" >/dev/null 2>&1 || need_apt=1

@@ -34,7 +34,10 @@ def make_client(
     )
     # A local service does not care about the region, but botocore needs one to sign.
     region = session.region_name or ("us-east-1" if endpoint_url else None)
-    return session.client("omics", endpoint_url=endpoint_url, region_name=region, config=config)
+    client: OmicsClient = session.client(  # type: ignore[assignment,unused-ignore]
+        "omics", endpoint_url=endpoint_url, region_name=region, config=config
+    )
+    return client
 
 
 def has_credentials(session: boto3.session.Session) -> bool:

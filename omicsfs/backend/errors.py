@@ -4,7 +4,7 @@ botocore raises ClientError with a code string, plus a zoo of transport exceptio
 omicsfs only ever sees the classes below, so the errno table (omicsfs/errors.py) and the retry
 policy (backend/retry.py) each decide from one small set of types. Keeping service-side and
 client-side failures apart follows mountpoint-s3-client's ServiceError/ClientError split
-(research/codebase-models.md, "What to absorb" 2).
+(docs/architecture.md, "Errors").
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ class InvalidRequest(BackendError):
     """ValidationException and other 4xx the caller caused: retrying cannot help."""
 
 
+class Changed(BackendError):
+    """PreconditionFailed (412): the object is no longer the version read before (its ETag
+    changed), so its bytes must not be stitched to those already read."""
+
+
 class Throttled(BackendError):
     """ThrottlingException / 429: back off and retry."""
 
@@ -70,6 +75,13 @@ class AmbiguousOutcome(BackendError):
 _CODE_CLASSES: dict[str, type[BackendError]] = {
     "ResourceNotFoundException": NotFound,
     "NoSuchKey": NotFound,
+    "NoSuchBucket": NotFound,
+    "AccessDenied": AccessDenied,
+    "PreconditionFailed": Changed,
+    "SlowDown": Throttled,
+    "InternalError": ServiceFailure,
+    "ServiceUnavailable": ServiceFailure,
+    "InvalidRange": InvalidRequest,
     "AccessDeniedException": AccessDenied,
     "UnrecognizedClientException": AccessDenied,
     "InvalidSignatureException": AccessDenied,
@@ -115,6 +127,8 @@ def classify(operation: str, exc: BaseException) -> BackendError:
         if cls is None:
             if status in (401, 403):
                 cls = AccessDenied
+            elif status == 412:
+                cls = Changed
             elif status == 404:
                 cls = NotFound
             elif status == 429:

@@ -29,10 +29,12 @@ T = TypeVar("T")
 
 
 class PartBody(Protocol):
-    """An open part body, read chunk by chunk; closing it returns (or drops) the connection."""
+    """An open part body. ``readinto`` blocks: the block cache calls it on a worker thread, with
+    memory it owns, so bytes go from the socket to the cache without an allocation per chunk."""
 
-    async def read(self) -> bytes:
-        """The next chunk; empty at the end of the body."""
+    def readinto(self, memory: memoryview) -> int:
+        """Fills a prefix of ``memory``; returns how many bytes (0 at the end of the body).
+        Raises BackendError (TransportFailure) when the connection breaks."""
         ...
 
     def close(self) -> None: ...

@@ -98,6 +98,9 @@ class StoreSummary:
     name: str
     creation_time: float
     description: str = ""
+    #: ``s3Access.s3Uri`` (GetSequenceStore only: list items carry none): the store's prefix
+    #: behind its S3 access point.
+    s3_uri: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,8 @@ class FileLayout:
     content_length: int
     part_size: int
     total_parts: int
+    #: ``s3Access.s3Uri`` of this file: its object behind the store's S3 access point ("" if none).
+    s3_uri: str = ""
 
     def part_length(self, part_number: int) -> int:
         """Bytes in part ``part_number`` (1-based); the last part is the short one."""

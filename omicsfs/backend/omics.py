@@ -52,10 +52,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Bytes read from a part body per worker-thread hop: a 4 KiB read at the start of a cold part is
-#: answered after the first chunk, not after the whole 100 MiB part.
-CHUNK_SIZE = 1 << 20
-
 UPLOAD_CONTROL_OPERATIONS = (
     "CreateMultipartReadSetUpload", "CompleteMultipartReadSetUpload", "AbortMultipartReadSetUpload",
 )  # fmt: skip
@@ -66,24 +62,44 @@ Raw = Mapping[str, Any]
 
 
 class BotoPartBody:
-    """An open part body, read chunk by chunk on a worker thread."""
+    """An open part body, received straight into the caller's memory.
 
-    def __init__(self, body: StreamingBody, stats: BackendStats, operation: str) -> None:
+    botocore's StreamingBody wraps urllib3's response, whose ``readinto`` reads into a fresh
+    ``bytes`` and copies it. The http.client response underneath (``_fp``) reads into the
+    caller's buffer directly (socket ``recv_into``), which is what the receive path is built on
+    (docs/architecture.md, "Memory"); where that internal is missing, ``read`` and a copy are used.
+    Either way the connection goes back to botocore's pool once the body is fully read.
+    """
+
+    def __init__(self, body: StreamingBody, operation: str) -> None:
         self._body = body
-        self._stats = stats
         self._operation = operation
+        raw = getattr(body, "_raw_stream", None)
+        fp = getattr(raw, "_fp", None)
+        self._raw = raw
+        self._direct: Callable[[memoryview], int] | None = getattr(fp, "readinto", None)
+        self._done = False
 
-    async def read(self) -> bytes:
+    def readinto(self, memory: memoryview) -> int:
         try:
-            chunk: bytes = await trio.to_thread.run_sync(self._body.read, CHUNK_SIZE)
+            if self._direct is not None:
+                count = self._direct(memory) or 0
+            else:
+                chunk = self._body.read(len(memory))
+                count = len(chunk)
+                memory[:count] = chunk
         except Exception as exc:
             raise classify(self._operation, exc) from exc
-        self._stats.bytes_fetched += len(chunk)
-        return chunk
+        if count == 0:
+            self._done = True
+        return count
 
     def close(self) -> None:
         try:
-            self._body.close()
+            if self._done and self._raw is not None and hasattr(self._raw, "release_conn"):
+                self._raw.release_conn()  # fully read: the connection can serve the next part
+            else:
+                self._body.close()  # a body left mid-way: its connection cannot be reused
         except Exception:  # closing a broken connection may raise; the pool drops it either way
             log.debug("closing a part body failed", exc_info=True)
 
@@ -305,7 +321,7 @@ class OmicsBackend:
         body = response.get("payload")
         if body is None:
             raise TransportFailure(source.operation, "response without a body")
-        return BotoPartBody(body, self.stats, source.operation)
+        return BotoPartBody(body, source.operation)
 
     # -- uploads --------------------------------------------------------------------------------
 
@@ -409,6 +425,7 @@ def _store(item: Raw) -> StoreSummary:
         name=item.get("name", "") or item["id"],
         creation_time=epoch(item.get("creationTime")),
         description=item.get("description", ""),
+        s3_uri=(item.get("s3Access") or {}).get("s3Uri", ""),
     )
 
 
@@ -454,6 +471,7 @@ def _files(validator: str, status: str, raw_files: Raw) -> ObjectFiles:
             content_length=int(info["contentLength"]),
             part_size=int(info["partSize"]),
             total_parts=int(info["totalParts"]),
+            s3_uri=(info.get("s3Access") or {}).get("s3Uri", ""),
         )
         for name, info in raw_files.items()
         if info and "contentLength" in info

@@ -35,7 +35,8 @@ import trio
 from omicsfs.backend.client import make_client, make_session
 from omicsfs.cli.options import LOG_LEVELS
 from omicsfs.config import MountConfig
-from omicsfs.daemon.checks import MountError, Target, check_fuse, check_mountpoint
+from omicsfs.daemon.checks import Target, check_fuse, check_mountpoint
+from omicsfs.daemon.errors import MountError
 from omicsfs.daemon.ownedservice import LOCAL_REGION, OwnedService, ServiceStartError, use_local_credentials
 from omicsfs.daemon.run import fuse_options, run_filesystem
 from omicsfs.sample.data import make_sample
@@ -88,7 +89,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 else:
                     _check_loaded(service.url, data_dir, loaded)
                     _say(f"reusing the sample data loaded earlier into {data_dir}")
-                _mount(service.url, mountpoint)
+                _mount(service.url, service.s3_url, mountpoint)
             if service.died is not None:
                 raise MountError(f"the local service exited with status {service.died}")
     except (MountError, ServiceStartError) as exc:
@@ -159,12 +160,12 @@ def _check_loaded(url: str, data_dir: Path, loaded: LoadedSample) -> None:
         )
 
 
-def _mount(url: str, mountpoint: Path) -> None:
+def _mount(url: str, s3_url: str, mountpoint: Path) -> None:
     config = MountConfig(uid=os.getuid(), gid=os.getgid())  # every other setting at its default
-    target = Target(endpoint_url=url, region=LOCAL_REGION)
+    target = Target(endpoint_url=url, region=LOCAL_REGION, s3_endpoint_url=s3_url)
 
     def ready() -> None:  # listing the mount needs the FUSE loop running: not from this thread
-        threading.Thread(target=_announce, args=(mountpoint, sys.stdout), daemon=True).start()
+        threading.Thread(target=_announce, args=(mountpoint, url, sys.stdout), daemon=True).start()
 
     try:
         trio.run(run_filesystem, config, target, str(mountpoint), fuse_options(True, False, []), ready)
@@ -172,9 +173,15 @@ def _mount(url: str, mountpoint: Path) -> None:
         raise MountError(f"mounting {mountpoint} failed: {exc}") from None
 
 
-def _announce(mountpoint: Path, out: IO[str]) -> None:
+def _announce(mountpoint: Path, url: str, out: IO[str]) -> None:
+    """The tree, the local service's endpoint (for ``omicsfs admin`` and the AWS CLI, e.g. to
+    archive a read set as README's recipe does) and the commands to try."""
     try:
-        lines = [f"mounted at {mountpoint}:", "", tree(mountpoint), "", "Try:", *commands(mountpoint)]
+        lines = [
+            f"mounted at {mountpoint}:", "", tree(mountpoint), "",
+            f"The local HealthOmics service: {url}  (omicsfs admin --endpoint-url {url} stats)", "",
+            "Try:", *commands(mountpoint),
+        ]  # fmt: skip
     except (OSError, LookupError) as exc:
         log.error("the mount at %s does not look as expected: %s", mountpoint, exc)
         os.kill(os.getpid(), signal.SIGTERM)

@@ -14,6 +14,8 @@ by ``endpoint_url=``). Any label is accepted, as sshfs-style helpers do, because
 source that names an existing path into an absolute path (``omicsfs`` run in a folder holding an
 ``omicsfs`` folder arrives as ``/that/folder/omicsfs``).
 
+Option names may be spelt with dashes, as the flags are (``cache-size=1G`` is ``cache_size=1G``).
+
 mount(8) adds ``rw`` whenever ``ro`` is not given, so ``rw`` cannot be taken as a request to
 write: like ``ro`` it keeps omicsfs's read-only default, and writing is asked for by name with
 ``read_write`` (``--read-write``), which ``ro`` overrides.
@@ -22,9 +24,7 @@ write: like ``ro`` it keeps omicsfs's read-only default, and writing is asked fo
 from __future__ import annotations
 
 import argparse
-import grp
 import logging
-import pwd
 import shlex
 import sys
 import sysconfig
@@ -32,6 +32,7 @@ from pathlib import Path
 
 from omicsfs.cli.local import run_mount_command
 from omicsfs.cli.mount import add_mount_arguments
+from omicsfs.cli.options import group_id, user_id
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ VALUE_OPTIONS = {
 #: Options without a value that become flags.
 FLAG_OPTIONS = {
     "allow_other": "--allow-other", "read_write": "--read-write", "allow_delete": "--allow-delete",
+    "auto_unmount": "--auto-unmount",
 }  # fmt: skip
 #: The kernel's generic mount flags, handed on to the FUSE mount (``-o``) as they are.
 KERNEL_OPTIONS = frozenset(
@@ -102,6 +104,7 @@ def translate(source: str, mountpoint: str, options: list[str], *, sloppy: bool 
         argv += ["--local", source[len(LOCAL_SOURCE) :]]
     for option in options:
         key, has_value, value = option.partition("=")
+        key = key.replace("-", "_")  # cache-size=1G as the flag is spelt: the same as cache_size=1G
         if option in ("ro", "rw"):
             read_only = read_only or option == "ro"
         elif option in IGNORED_OPTIONS or option.startswith(IGNORED_PREFIXES):
@@ -131,11 +134,11 @@ def translate(source: str, mountpoint: str, options: list[str], *, sloppy: bool 
 
 def _owner(key: str, value: str) -> str:
     """uid= and gid= take numbers or names, as other filesystems' options do."""
-    if key not in ("uid", "gid") or value.isdigit():
+    if key not in ("uid", "gid"):
         return value
     try:
-        return str(pwd.getpwnam(value).pw_uid if key == "uid" else grp.getgrnam(value).gr_gid)
-    except KeyError:
+        return str(user_id(value) if key == "uid" else group_id(value))
+    except argparse.ArgumentTypeError:
         raise HelperError(f"{key}={value}: no such {'user' if key == 'uid' else 'group'}") from None
 
 

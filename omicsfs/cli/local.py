@@ -16,9 +16,11 @@ import signal
 import sys
 from pathlib import Path
 
-from omicsfs.cli.mount import daemon_argv, extra_fuse_options, report_failure, run_mount
-from omicsfs.daemon.checks import MountError, check_fuse, check_mountpoint
+from omicsfs.cli.mount import announce_mounted, daemon_argv, extra_fuse_options, report_failure, run_mount
+from omicsfs.daemon.checks import check_fuse, check_mountpoint
 from omicsfs.daemon.detach import start_daemon
+from omicsfs.daemon.errors import MountError
+from omicsfs.daemon.logs import choose_destination, configure_logging
 from omicsfs.daemon.ownedservice import LOCAL_REGION, OwnedService, ServiceStartError, use_local_credentials
 
 log = logging.getLogger(__name__)
@@ -48,10 +50,13 @@ def run_local_mount(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         check_data_dir(data_dir)
         if not args.foreground:  # the caller: checks, then the daemon, which owns the service
-            logging.basicConfig(level=args.log_level, stream=sys.stderr)
+            configure_logging(args.log_level)
+            mountpoint = args.mountpoint.resolve()
             check_fuse(args.allow_other)
-            check_mountpoint(args.mountpoint.resolve(), nonempty="nonempty" in extra_fuse_options(args))
-            start_daemon(daemon_argv(argv), args.log_file)
+            check_mountpoint(mountpoint, nonempty="nonempty" in extra_fuse_options(args))
+            destination = choose_destination(args.log_file, str(mountpoint))
+            start_daemon(daemon_argv(argv), destination)
+            announce_mounted(str(mountpoint), destination)
             return 0
         # A stop asked for before the mount's own handler is in place still stops the service.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -60,6 +65,7 @@ def run_local_mount(args: argparse.Namespace, argv: list[str]) -> int:
     except (MountError, ServiceStartError) as exc:
         return report_failure(args, exc)
     args.endpoint_url, args.profile = service.url, None
+    args.s3_endpoint_url = service.s3_url
     args.region = args.region or LOCAL_REGION
     try:
         code = run_mount(args, argv)

@@ -8,16 +8,27 @@ parser and dispatches. Heavy imports (pyfuse3, the local service) happen in the 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 
+import omicsfs
 from omicsfs.cli import demo, fstab, mount, serve, stats
 from omicsfs.cli.local import run_mount_command
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml), else the package's own."""
+    try:
+        return importlib.metadata.version("omicsfs")
+    except importlib.metadata.PackageNotFoundError:
+        return omicsfs.__version__
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="omicsfs", description="AWS HealthOmics stores as a filesystem, and a local HealthOmics service."
     )
+    parser.add_argument("--version", action="version", version=f"omicsfs {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve.add_parsers(commands)
     mount.add_parsers(commands)

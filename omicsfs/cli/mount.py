@@ -12,21 +12,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omicsfs.cli.options import LOG_LEVELS, default_help, size
+from omicsfs.cli.options import LOG_LEVELS, default_help, group_id, size, user_id
 from omicsfs.config import (
     BackendLimits,
     CacheConfig,
     DaemonConfig,
+    DataPlane,
     MountConfig,
     RetryPolicy,
     WriteConfig,
 )
-from omicsfs.daemon.checks import MountError, Target, check_fuse, check_mountpoint, check_service
+from omicsfs.daemon.cachedir import prepare_cache_dir
+from omicsfs.daemon.checks import Target, check_endpoint_url, check_fuse, check_mountpoint, check_service
 from omicsfs.daemon.detach import start_daemon
-from omicsfs.daemon.logs import configure_logging
+from omicsfs.daemon.errors import MountError
+from omicsfs.daemon.logs import LogDestination, choose_destination, configure_logging
 from omicsfs.daemon.mounttable import UnmountError
 from omicsfs.daemon.run import fuse_options, run_foreground
 from omicsfs.daemon.stop import unmount_or_stop
+from omicsfs.fs.write.manager import MAX_NAME
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,11 +44,21 @@ def add_mount_arguments(mount: argparse.ArgumentParser) -> None:
     mount.add_argument("mountpoint", type=Path, help="an empty folder")
     mount.add_argument("--endpoint-url", help="service URL (a local service); turns host prefixes off")
     mount.add_argument(
+        "--s3-endpoint-url", help="S3 endpoint of the stores' access points (the local service's second URL)"
+    )
+    mount.add_argument(
+        "--data-plane", choices=[plane.value for plane in DataPlane], type=DataPlane,
+        help=default_help("where file bytes come from: S3 ranged GETs where they work (auto), parts only, "
+                          "or S3", MountConfig, "data_plane"),
+    )  # fmt: skip
+    mount.add_argument(
         "--local", type=Path, metavar="DATA_DIR", help="serve this local data dir privately while mounted"
     )
     mount.add_argument("--region", help="AWS region (default: the standard AWS chain)")
     mount.add_argument("--profile", help="AWS profile (default: the standard AWS chain)")
-    mount.add_argument("--foreground", action="store_true", help="stay in the foreground (for systemd)")
+    mount.add_argument(
+        "-f", "--foreground", action="store_true", help="stay in the foreground (for systemd); logs to stderr"
+    )
     mount.add_argument(
         "--cache-size",
         type=size,
@@ -55,15 +69,25 @@ def add_mount_arguments(mount: argparse.ArgumentParser) -> None:
         "--cache-dir-size", type=size,
         help=default_help("cap of the disk cache", CacheConfig, "disk_bytes", as_size=True),
     )  # fmt: skip
-    mount.add_argument("--uid", type=int, help="owner of every file (default: the mounting user)")
-    mount.add_argument("--gid", type=int, help="group of every file (default: the mounting user's)")
+    mount.add_argument(
+        "--uid", type=user_id, help="owner of every file, a number or a name (default: the mounting user)"
+    )
+    mount.add_argument(
+        "--gid", type=group_id, help="group of every file, a number or a group name (default: the user's)"
+    )
     mount.add_argument("--allow-other", action="store_true", help="let other users see the mount")
     mount.add_argument(
-        "--sequence-store", action="append", default=[], metavar="ID", help="show only these sequence stores"
-    )
+        "--auto-unmount", action="store_true",
+        help="unmount the folder if the daemon dies, even by kill -9 (same as -o auto_unmount)",
+    )  # fmt: skip
     mount.add_argument(
-        "--reference-store", action="append", default=[], metavar="ID", help="only these reference stores"
-    )
+        "--sequence-store", action="append", default=[], metavar="ID_OR_NAME",
+        help="show only this sequence store (repeat for more)",
+    )  # fmt: skip
+    mount.add_argument(
+        "--reference-store", action="append", default=[], metavar="ID_OR_NAME",
+        help="show only this reference store (repeat for more)",
+    )  # fmt: skip
     mount.add_argument(
         "--listing-ttl",
         type=float,
@@ -111,7 +135,13 @@ def add_mount_arguments(mount: argparse.ArgumentParser) -> None:
         "--log-level", choices=LOG_LEVELS, type=str.upper, default=DaemonConfig.log_level,
         help=default_help("log level", DaemonConfig, "log_level"),
     )  # fmt: skip
-    mount.add_argument("--log-file", help="log here when detached (default: syslog)")
+    mount.add_argument(
+        "--debug", dest="log_level", action="store_const", const="DEBUG", help="same as --log-level DEBUG"
+    )
+    mount.add_argument(
+        "--log-file",
+        help="log here when detached (default: syslog, else ~/.local/state/omicsfs/MOUNTPOINT.log)",
+    )
     mount.add_argument(
         "-o", dest="fuse_options", action="append", default=[], metavar="OPTIONS", help="extra FUSE options"
     )
@@ -129,6 +159,9 @@ def config_from_args(args: argparse.Namespace) -> MountConfig:
     cache_dir: Path | None = args.cache_dir.resolve() if args.cache_dir else None
     if args.allow_delete and not args.read_write:
         raise ValueError("--allow-delete needs --read-write")
+    for flag, value in (("--sample-id", args.sample_id), ("--subject-id", args.subject_id)):
+        if value is not None and not 0 < len(value) <= MAX_NAME:
+            raise ValueError(f"{flag} must have 1 to {MAX_NAME} characters (HealthOmics' limit)")
     return MountConfig(
         uid=os.getuid() if args.uid is None else args.uid,
         gid=os.getgid() if args.gid is None else args.gid,
@@ -155,37 +188,55 @@ def config_from_args(args: argparse.Namespace) -> MountConfig:
                 part_size=args.part_size, parts_in_flight=args.parts_in_flight, pair_timeout=args.pair_timeout
             ),
         ),
-        **_given(listing_ttl=args.listing_ttl),
+        **_given(listing_ttl=args.listing_ttl, data_plane=args.data_plane),
     )
 
 
 def extra_fuse_options(args: argparse.Namespace) -> list[str]:
-    return [option for group in args.fuse_options for option in group.split(",") if option]
+    options = [option for group in args.fuse_options for option in group.split(",") if option]
+    if args.auto_unmount and "auto_unmount" not in options:
+        options.append("auto_unmount")  # libfuse's: a fusermount3 helper unmounts a dead daemon's folder
+    return options
 
 
 def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.notify_fd is not None:  # the detached daemon: libfuse's helpers must not inherit it
+        os.set_inheritable(args.notify_fd, False)
     configure_logging(args.log_level, syslog=args.syslog)
     mountpoint = str(args.mountpoint.resolve())
     extra = extra_fuse_options(args)
-    target = Target(endpoint_url=args.endpoint_url, region=args.region, profile=args.profile)
+    target = Target(
+        endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
+        s3_endpoint_url=args.s3_endpoint_url,
+    )  # fmt: skip
     try:
         try:
             config = config_from_args(args)
         except ValueError as exc:
             raise MountError(str(exc)) from None
+        check_endpoint_url(args.endpoint_url)
         if args.cache_dir:
-            args.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            prepare_cache_dir(args.cache_dir.resolve())
         if args.notify_fd is None:  # the checks run once, in the process the user started
             check_fuse(args.allow_other)
             check_mountpoint(args.mountpoint.resolve(), nonempty="nonempty" in extra)
-            check_service(target, config.limits)
+        # Store names become IDs here, in the daemon as well (it is given the user's arguments).
+        config = check_service(target, config, probe=args.notify_fd is None)
         if not args.foreground:
-            start_daemon(daemon_argv(argv), args.log_file)
+            destination = choose_destination(args.log_file, mountpoint)
+            start_daemon(daemon_argv(argv), destination)
+            announce_mounted(mountpoint, destination)
             return 0
         options = fuse_options(not args.read_write, args.allow_other, extra)
         return run_foreground(config, target, mountpoint, options, args.notify_fd)
     except MountError as exc:
         return report_failure(args, exc)
+
+
+def announce_mounted(mountpoint: str, destination: LogDestination) -> None:
+    """The one line a detached mount prints: the daemon's log holds what users need later
+    (archived read sets and how to activate them, refused names, IAM denials)."""
+    print(f"omicsfs: mounted {mountpoint}; the daemon logs to {destination.describe()}", flush=True)
 
 
 def report_failure(args: argparse.Namespace, exc: Exception) -> int:

@@ -7,6 +7,8 @@ it (omicsfs/config.py), so ``--help`` and the running mount can never disagree.
 from __future__ import annotations
 
 import argparse
+import grp
+import pwd
 from typing import Any
 
 from omicsfs.config import default_of
@@ -29,6 +31,26 @@ def size(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError("a size must be positive")
     return value
+
+
+def user_id(text: str) -> int:
+    """``--uid``: a number, or a user name as fstab's ``uid=`` and chown take."""
+    if text.isdigit():
+        return int(text)
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"no such user: {text!r}") from None
+
+
+def group_id(text: str) -> int:
+    """``--gid``: a number, or a group name."""
+    if text.isdigit():
+        return int(text)
+    try:
+        return grp.getgrnam(text).gr_gid
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"no such group: {text!r}") from None
 
 
 def show_size(count: int) -> str:

@@ -6,27 +6,36 @@ starts and then fails every request: the mount point, FUSE itself, credentials a
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
 import shutil
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import boto3
+import botocore.exceptions
+import botocore.session
 import trio
 
+from omicsfs.backend import retry
 from omicsfs.backend.client import has_credentials, make_client, make_session
 from omicsfs.backend.errors import AccessDenied, BackendError, TransportFailure
+from omicsfs.backend.models import StoreKind
 from omicsfs.backend.omics import OmicsBackend
 from omicsfs.backend.stats import BackendStats
-from omicsfs.config import BackendLimits
+from omicsfs.config import MountConfig, RetryPolicy
+from omicsfs.daemon.errors import MountError
 from omicsfs.daemon.mounttable import FSTYPE, lazy_unmount, mount_table
+from omicsfs.daemon.stores import resolve_stores
+
+if TYPE_CHECKING:
+    from types_boto3_omics.client import OmicsClient
 
 log = logging.getLogger(__name__)
-
-
-class MountError(Exception):
-    """A reason the mount cannot start, worded for the user (printed as one line)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,13 @@ class Target:
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
+    #: The S3 endpoint of the stores' access points: AWS's own by default; with a custom
+    #: HealthOmics endpoint (the local service) only where given (its second endpoint).
+    s3_endpoint_url: str | None = None
+
+    @property
+    def has_s3(self) -> bool:
+        return self.endpoint_url is None or self.s3_endpoint_url is not None
 
 
 def check_mountpoint(mountpoint: Path, *, nonempty: bool = False) -> None:
@@ -101,29 +117,107 @@ def user_allow_other(fuse_conf: Path) -> bool:
 _BAD_CREDENTIALS = frozenset(
     {"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "NoCredentials"}
 )
+#: Tries at connecting before the mount gives up on an endpoint. Throttling and 5xx are retried
+#: with the mount's own policy (--retries), but an endpoint that refuses connections or does not
+#: resolve is an answer: ten tries with backoff would keep the user waiting most of a minute.
+CONNECT_ATTEMPTS = 2
 
 
-def check_service(target: Target, limits: BackendLimits) -> None:
-    """Credentials present and the endpoint answering, before anything is mounted. The probe is
-    retried like every call (throttling, 5xx), with the mount's own retry policy."""
-    session = make_session(region=target.region, profile=target.profile)
-    if not has_credentials(session):
+class Unreachable(TransportFailure):
+    """A probe that could not connect CONNECT_ATTEMPTS times: not retried further."""
+
+    retryable = False
+
+
+def check_endpoint_url(url: str | None) -> None:
+    """botocore takes only absolute http(s) URLs (and says "Invalid endpoint" in a traceback)."""
+    if url is None:
+        return
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        hint = f" (did you mean http://{url}?)" if "://" not in url else ""
+        raise MountError(f"--endpoint-url {url!r} is not an http:// or https:// URL{hint}")
+
+
+def session_for(target: Target) -> boto3.session.Session:
+    """The boto3 session of the standard AWS chain, or one line on what is wrong with it."""
+    try:
+        return make_session(region=target.region, profile=target.profile)
+    except botocore.exceptions.ProfileNotFound as exc:
+        profile = target.profile or os.environ.get("AWS_PROFILE", "")
+        try:
+            known = ", ".join(botocore.session.Session().available_profiles) or "none"
+        except Exception:
+            known = "unknown"
+        raise MountError(
+            f"AWS profile {profile!r} is not in ~/.aws/config or ~/.aws/credentials (profiles: {known})"
+        ) from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise MountError(f"the AWS configuration cannot be used: {exc}") from exc
+
+
+def client_for(session: boto3.session.Session, target: Target) -> OmicsClient:
+    try:
+        return make_client(session, endpoint_url=target.endpoint_url)
+    except (ValueError, botocore.exceptions.BotoCoreError) as exc:
+        raise MountError(f"cannot make a HealthOmics client: {exc}") from exc
+
+
+def check_service(target: Target, config: MountConfig, *, probe: bool = True) -> MountConfig:
+    """Credentials present and the endpoint answering (with ``probe``), and the store filters
+    resolved from IDs or names (daemon/stores.py), before anything is mounted. Returns the
+    configuration with store IDs. The probe is retried like every call (throttling, 5xx), with
+    the mount's own retry policy, but gives up on an endpoint it cannot connect to after
+    CONNECT_ATTEMPTS tries."""
+    session = session_for(target)
+    if probe and not has_credentials(session):
         raise MountError(
             "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,"
             " run 'aws configure', or attach an instance role)"
         )
     if session.region_name is None and target.endpoint_url is None:
         raise MountError("no AWS region configured (use --region or set AWS_REGION)")
-    backend = OmicsBackend(make_client(session, endpoint_url=target.endpoint_url), limits, BackendStats())
+    client = client_for(session, target)
+    limits = config.limits
+    stats = BackendStats()
+    backend = OmicsBackend(client, limits, stats)
+    # One attempt per probe call: the loop in _probe decides which failures to try again.
+    single = OmicsBackend(client, dataclasses.replace(limits, retry=RetryPolicy(attempts=1)), stats)
+    where = target.endpoint_url or f"HealthOmics in {session.region_name}"
+
+    async def prepare() -> MountConfig:
+        if probe:
+            try:
+                await _probe(single, limits.retry, stats)
+            except AccessDenied as error:
+                if error.code in _BAD_CREDENTIALS:
+                    raise
+                log.warning("listing sequence stores is not allowed (%s); mounting anyway", error.message)
+        sequence = await resolve_stores(backend, StoreKind.SEQUENCE, config.sequence_store_ids)
+        reference = await resolve_stores(backend, StoreKind.REFERENCE, config.reference_store_ids)
+        return dataclasses.replace(config, sequence_store_ids=sequence, reference_store_ids=reference)
+
     try:
-        trio.run(backend.probe)
+        return trio.run(prepare)
     except BackendError as error:
-        where = target.endpoint_url or f"HealthOmics in {session.region_name}"
         if isinstance(error, TransportFailure):
             raise MountError(f"cannot reach {where}: {error.message}") from None
         if isinstance(error, AccessDenied) and error.code in _BAD_CREDENTIALS:
             raise MountError(f"{where} rejected the credentials: {error.message}") from None
-        if isinstance(error, AccessDenied):
-            log.warning("listing sequence stores is not allowed (%s); mounting anyway", error.message)
-            return
         raise MountError(f"{where} failed: {error}") from None
+
+
+async def _probe(backend: OmicsBackend, policy: RetryPolicy, stats: BackendStats) -> None:
+    failures = 0
+
+    async def once() -> None:
+        nonlocal failures
+        try:
+            await backend.probe()
+        except TransportFailure as error:
+            failures += 1
+            if failures >= CONNECT_ATTEMPTS:
+                raise Unreachable(error.operation, error.message, error.code) from error
+            raise
+
+    await retry.retrying(policy, stats, "ListSequenceStores", once)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 class _Entry:
     parent: int
     name: str
-    ino: int
+    ino: int | None  # the inode is gone too (the kernel clears its link count); None: only the name
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ class KernelNotifier:
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    def entry(self, parent: int, name: str, ino: int) -> None:
-        """``name`` in folder ``parent`` no longer names inode ``ino`` (an Invalidator)."""
+    def entry(self, parent: int, name: str, ino: int | None) -> None:
+        """``name`` in folder ``parent`` no longer names inode ``ino`` (an Invalidator); with
+        ``ino`` None the node lives on under another name and only the name is dropped."""
         self._put(_Entry(parent, name, ino))
 
     def inode(self, ino: int) -> None:
@@ -109,7 +110,7 @@ class KernelNotifier:
             if isinstance(item, _Entry):
                 pyfuse3.invalidate_entry(
                     pyfuse3.InodeT(item.parent), pyfuse3.FileNameT(os.fsencode(item.name)),
-                    deleted=pyfuse3.InodeT(item.ino),
+                    deleted=pyfuse3.InodeT(item.ino or 0),
                 )  # fmt: skip
             else:
                 pyfuse3.invalidate_inode(pyfuse3.InodeT(item.ino), attr_only=True)

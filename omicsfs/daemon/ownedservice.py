@@ -60,6 +60,7 @@ class OwnedService:
         except RuntimeError as exc:
             raise ServiceStartError(f"the local service in {data_dir} did not start: {exc}") from None
         self.url = self._service.url
+        self.s3_url = self._service.s3_url
         self.pid = self._service.process.pid
         self.data_dir = data_dir
         self.died: int | None = None

@@ -32,12 +32,15 @@ import trio
 
 from omicsfs.backend.client import make_client, make_session
 from omicsfs.backend.omics import OmicsBackend
-from omicsfs.config import MountConfig
-from omicsfs.daemon.checks import MountError, Target
+from omicsfs.backend.s3 import S3Backend, make_s3_client
+from omicsfs.config import DataPlane, MountConfig
+from omicsfs.daemon.checks import Target
+from omicsfs.daemon.errors import MountError
 from omicsfs.daemon.invalidation import KernelNotifier
 from omicsfs.daemon.memory import map_large_blocks_individually
 from omicsfs.daemon.sdnotify import notify
 from omicsfs.daemon.signals import handle_signals
+from omicsfs.daemon.stderr import CapturedStderr
 from omicsfs.fs.filesystem import FileSystem
 from omicsfs.fs.metastore import MetadataStore
 from omicsfs.fs.read.disktier import DiskTier
@@ -107,6 +110,8 @@ async def run_filesystem(
     """Mounts ``mountpoint`` and serves it until unmounted or signalled."""
     stats = Stats()
     session = make_session(region=target.region, profile=target.profile)
+    credentials = session.get_credentials()
+    log.info("AWS credentials from %s", credentials.method if credentials is not None else "nowhere")
     limits = config.limits
     client = make_client(
         session,
@@ -114,6 +119,10 @@ async def run_filesystem(
         pool_connections=limits.data_streams + limits.control_threads,
     )
     backend = OmicsBackend(client, limits, stats.backend)
+    s3 = None
+    if target.has_s3 and config.data_plane is not DataPlane.PARTS:
+        s3_client = make_s3_client(session, endpoint_url=target.s3_endpoint_url, pool_connections=64)
+        s3 = S3Backend(s3_client, limits, stats.backend)
     metastore = MetadataStore(config.metadata_dir)
     disk = None
     if config.cache.disk_dir is not None:
@@ -122,7 +131,7 @@ async def run_filesystem(
     notifier = KernelNotifier()
     fs = FileSystem(
         config, backend, stats, mountpoint=mountpoint, invalidate=notifier.entry, disk=disk,
-        metastore=metastore, invalidate_inode=notifier.inode,
+        metastore=metastore, invalidate_inode=notifier.inode, s3=s3,
     )  # fmt: skip
     operations = OmicsOperations(fs, stats)
     budget = config.read_ahead_budget
@@ -131,7 +140,13 @@ async def run_filesystem(
         mountpoint, config.cache.memory_bytes >> 20, budget >> 20, config.read_ahead.max_streams,
         (budget + config.cache.memory_bytes) >> 20,
     )  # fmt: skip
-    pyfuse3.init(operations, mountpoint, options)
+    captured = CapturedStderr()
+    try:
+        with captured:
+            pyfuse3.init(operations, mountpoint, options)
+    except RuntimeError as exc:  # fuse_session_new or fuse_session_mount failed: libfuse says why
+        metastore.close()
+        raise MountError(f"mounting {mountpoint} failed: {captured.reason() or exc}") from None
     try:
         async with trio.open_nursery() as nursery:
             fs.tasks.attach(nursery)

@@ -37,6 +37,7 @@ from omicsfs.fs.nodes import (
     StoreFolder,
     WritingFile,
 )
+from omicsfs.fs.s3listing import S3Listing
 from omicsfs.fs.tasks import TaskGroup
 from omicsfs.fs.tree import Tree
 from omicsfs.fs.write.ops import WriteOps
@@ -45,7 +46,7 @@ from omicsfs.fs.write.ops import WriteOps
 class Attributes:
     def __init__(
         self, tree: Tree, catalog: Catalog, config: MountConfig, owner: Owner, tasks: TaskGroup,
-        writes: WriteOps | None, stats_size: Callable[[], int],
+        writes: WriteOps | None, stats_size: Callable[[], int], s3_listing: S3Listing | None = None,
     ) -> None:  # fmt: skip
         self.tree = tree
         self.catalog = catalog
@@ -54,6 +55,7 @@ class Attributes:
         self.tasks = tasks
         self.writes = writes
         self.stats_size = stats_size
+        self.s3_listing = s3_listing
         self.mounted_at = time.time()
         self._listed_folders: dict[StoreFolder, float] = {}
 
@@ -109,6 +111,11 @@ class Attributes:
         kernel = self.config.kernel
         summary = await self.summary(node)
         files = self.catalog.known_files(summary)
+        if files is None and not placeholder and isinstance(summary, ReadSetSummary) and self.s3_listing:
+            size = await self.s3_listing.size(summary, node.file)
+            if size is not None:  # from the store's S3 listing: no metadata call
+                timeout = kernel.immutable_timeout
+                return self.owner.attr(ino, stat.S_IFREG | 0o444, size, summary.creation_time, timeout)
         if files is None:
             if placeholder:
                 mode, ttl = stat.S_IFREG | 0o444, self.config.listing_ttl

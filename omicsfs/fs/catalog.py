@@ -126,6 +126,8 @@ class Catalog:
         self._jobs: dict[JobKey, _JobDocument] = {}
         self._job_flights: SingleFlight[JobKey, bytes] = SingleFlight()
         self._versions = 0
+        self._store_details: dict[tuple[StoreKind, str], StoreSummary] = {}
+        self._detail_flights: SingleFlight[tuple[StoreKind, str], StoreSummary] = SingleFlight()
         self._sibling_limiter = trio.CapacityLimiter(SIBLING_FETCH_CONCURRENCY)
 
     # -- listings -------------------------------------------------------------------------------
@@ -205,6 +207,20 @@ class Catalog:
             return await self.backend.list_stores(kind)
 
         return (await self._listing(ListingKey("stores", kind), fetch)).value
+
+    async def store_detail(self, kind: StoreKind, store_id: str) -> StoreSummary:
+        """The store as Get*Store describes it (with its S3 prefix, which list items lack);
+        fetched once: nothing in it that omicsfs uses changes."""
+        cached = self._store_details.get((kind, store_id))
+        if cached is not None:
+            return cached
+
+        async def fetch() -> StoreSummary:
+            detail = await self.backend.get_store(kind, store_id)
+            self._store_details[(kind, store_id)] = detail
+            return detail
+
+        return await self._detail_flights.run((kind, store_id), fetch)
 
     async def read_sets(self, store_id: str) -> tuple[int, dict[str, ReadSetSummary]]:
         """(listing version, read sets by ID). The version changes whenever the listing is refetched."""

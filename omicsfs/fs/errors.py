@@ -15,6 +15,7 @@ import trio
 from omicsfs.backend.errors import (
     AccessDenied,
     BackendError,
+    Changed,
     InvalidRequest,
     NotActive,
     NotFound,
@@ -44,6 +45,9 @@ def to_errno(exc: BaseException) -> int:
     if isinstance(exc, NotActive):
         # Archived, activating or still processing: the data exists but may not be read now.
         return errno.EACCES
+    if isinstance(exc, Changed):
+        # The object changed under an open file (Mountpoint's answer to a mutated object).
+        return errno.ESTALE
     if isinstance(exc, Throttled | ServiceFailure | TransportFailure):
         # Only after the retries ran out (backend/retry.py).
         return errno.EIO

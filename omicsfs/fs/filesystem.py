@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from omicsfs.backend.interface import Backend
 from omicsfs.backend.models import ObjectFiles, ObjectKind, ReadSetSummary, Status, StoreKind, Summary
-from omicsfs.config import MountConfig
+from omicsfs.backend.s3 import S3Backend
+from omicsfs.config import DataPlane, MountConfig
 from omicsfs.fs.attributes import Attributes
 from omicsfs.fs.attrs import Attr, Owner
 from omicsfs.fs.catalog import Catalog
@@ -37,6 +38,8 @@ from omicsfs.fs.nodes import (
 from omicsfs.fs.read.blockcache import BlockCache
 from omicsfs.fs.read.disktier import DiskTier
 from omicsfs.fs.read.reader import Reader
+from omicsfs.fs.read.s3plane import S3Plane
+from omicsfs.fs.s3listing import S3Listing
 from omicsfs.fs.stats import Stats
 from omicsfs.fs.statsfile import stats_document
 from omicsfs.fs.tasks import TaskGroup
@@ -64,7 +67,8 @@ class FileSystem:
     def __init__(
         self, config: MountConfig, backend: Backend, stats: Stats, *, mountpoint: str = "",
         invalidate: Invalidator | None = None, disk: DiskTier | None = None,
-        metastore: MetadataStore | None = None, invalidate_inode: InodeInvalidator | None = None,
+        metastore: MetadataStore | None = None, s3: S3Backend | None = None,
+        invalidate_inode: InodeInvalidator | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.backend = backend
@@ -78,7 +82,11 @@ class FileSystem:
         )  # fmt: skip
         self.tree = Tree(self.catalog)
         self.namespace = Namespace(self.tree, invalidate, invalidate_inode)
-        self.cache = BlockCache(backend, config.cache, stats, self.tasks, disk)
+        planes = S3Plane(s3, config.data_plane, stats)
+        self.cache = BlockCache(
+            backend, config.cache, stats, self.tasks,
+            disk=disk, s3=s3, planes=planes, read_ahead=config.read_ahead,
+        )  # fmt: skip
         self.reader = Reader(self.catalog, self.cache, config)
         owner = Owner(config.uid, config.gid)
         self.writes: WriteOps | None = None
@@ -87,6 +95,9 @@ class FileSystem:
                 self.namespace, self.catalog, self.cache, backend, config.writes, config.kernel, owner, stats,
                 self.tasks, mountpoint,
             )  # fmt: skip
+        s3_listing = None
+        if planes.mode is not DataPlane.PARTS:
+            s3_listing = S3Listing(self.catalog, s3, stats, config.listing_ttl)
         self.attributes = Attributes(
             self.tree,
             self.catalog,
@@ -95,6 +106,7 @@ class FileSystem:
             self.tasks,
             self.writes,
             lambda: len(self.stats_document()),
+            s3_listing,
         )
         self.handles = HandleTable()
         self._failed_refusals: set[str] = set()
@@ -244,10 +256,13 @@ class FileSystem:
                         "no data: %s", summary.id, summary.name, message or "no reason given")  # fmt: skip
         return FsError(errno.EACCES, f"read set {summary.id} is UPLOAD_FAILED: {message}")
 
-    async def read(self, handle: int, offset: int, size: int) -> bytes | memoryview:
+    async def read(self, handle: int, offset: int, size: int) -> bytes | bytearray | memoryview:
         match self.handles.get(handle):
-            case ReadHandle(file=file, stream=stream):
-                return await self.reader.read(handle, stream, file, offset, size)
+            case ReadHandle(file=file, stream=stream, range_stream=ranges):
+                data = await self.reader.read(handle, stream, ranges, file, offset, size)
+                self.stats.read_requests += 1
+                self.stats.read_bytes += len(data)
+                return data
             case DocumentHandle(document=document):
                 return document[offset : offset + size]
             case WriteHandle():

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from omicsfs.fs.attrs import Attr
 from omicsfs.fs.errors import FsError
 from omicsfs.fs.read.files import CachedFile
-from omicsfs.fs.read.readahead import StreamState
+from omicsfs.fs.read.readahead import RangeStream, StreamState
 from omicsfs.fs.write.ops import WriteHandle
 
 
@@ -32,6 +32,7 @@ class ReadHandle:
     ino: int
     file: CachedFile
     stream: StreamState = field(default_factory=StreamState)
+    range_stream: RangeStream = field(default_factory=RangeStream)
 
 
 @dataclass

@@ -9,6 +9,7 @@ listing is ignored and refetched. It is a cache: any damage is answered by start
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -33,6 +34,9 @@ class MetadataStore:
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
+        # Private from the start (names, sample IDs and ARNs): SQLite would create it 0644, and
+        # gives its -wal and -shm files the database's own mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         # A cache: losing the last rows in a power cut only costs a refetch, so no fsync per row.
         db.execute("PRAGMA journal_mode=WAL")

@@ -19,8 +19,9 @@ from omicsfs.fs.tree import Tree
 
 log = logging.getLogger(__name__)
 
-#: Called with (parent inode, name, inode) when a name the kernel may have cached has gone.
-Invalidator = Callable[[int, str, int], None]
+#: Called with (parent inode, name, inode) when a name the kernel may have cached has gone; the
+#: inode is None when the node lives on under another name (the kernel must only drop the name).
+Invalidator = Callable[[int, str, int | None], None]
 #: Called with an inode whose attributes (size) the kernel may have cached have changed.
 InodeInvalidator = Callable[[int], None]
 #: Entries a folder holds besides what the service lists (the write engine's).
@@ -61,19 +62,27 @@ class Namespace:
         previous = self._last_names.get(folder)
         if previous is not None and previous is not children:
             parent = self.inodes.known(folder)
+            current = set(children.values())
             for name, old in previous.items():
                 if children.get(name) != old and parent is not None:
-                    self.forget(parent, name, old)
+                    self.forget(parent, name, old, deleted=old not in current)
         self._last_names[folder] = children
         return children
 
-    def forget(self, parent: int, name: str, child: Node) -> None:
-        """Tells the kernel that ``name`` in folder ``parent`` no longer names ``child``."""
+    def forget(self, parent: int, name: str, child: Node, *, deleted: bool = True) -> None:
+        """Tells the kernel that ``name`` in folder ``parent`` no longer names ``child``.
+
+        ``deleted`` says the node itself is gone. A node that was only renamed (a collision made
+        ``q_1.fastq.gz`` into ``q_1.<id>.fastq.gz``) must not be reported deleted: the kernel
+        then clears the inode's link count, and the renamed file shows nlink 0 for as long as
+        its attributes are cached (an hour for ACTIVE files).
+        """
         ino = self.inodes.known(child)
         if ino is not None and self._invalidate is not None:
-            self._invalidate(parent, name, ino)
+            self._invalidate(parent, name, ino if deleted else None)
 
     def changed(self, ino: int) -> None:
         """Tells the kernel that what it may have cached of inode ``ino`` (its size) changed."""
         if self._invalidate_inode is not None:
             self._invalidate_inode(ino)
+

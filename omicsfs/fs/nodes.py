@@ -91,7 +91,8 @@ class GroupsFolder:
 
 @dataclass(frozen=True, slots=True)
 class GroupFolder:
-    """One sample's or subject's folder (``value`` is the folder name)."""
+    """One sample's or subject's folder. ``value`` is the sample or subject ID, which is also the
+    folder name unless it is longer than NAME_MAX bytes (fs/names.py, ``group_folder_name``)."""
 
     store_id: str
     group: GroupKind

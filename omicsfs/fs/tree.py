@@ -26,6 +26,7 @@ from omicsfs.fs.names import (
     REFERENCE_SUFFIXES,
     assign_folder_names,
     assign_names,
+    group_folder_names,
     read_set_suffixes,
     safe_component,
 )
@@ -69,7 +70,9 @@ class FolderListing:
     names: dict[tuple[str, str], str] = field(default_factory=dict)  # (object, file) -> name
     suffixes: dict[tuple[str, str], str] = field(default_factory=dict)  # (object, file) -> suffix
     objects: Mapping[str, Summary] = field(default_factory=dict)
-    groups: dict[GroupKind, dict[str, set[str]]] = field(default_factory=dict)  # folder -> object IDs
+    groups: dict[GroupKind, dict[str, set[str]]] = field(default_factory=dict)  # value -> object IDs
+    #: Folder name -> sample or subject ID: the same unless the ID is longer than NAME_MAX bytes.
+    group_names: dict[GroupKind, dict[str, str]] = field(default_factory=dict)
 
 
 class Tree:
@@ -156,6 +159,7 @@ class Tree:
                     if value:
                         members[safe_component(value, "_")].add(summary.id)
                 folder.groups[group] = dict(members)
+                folder.group_names[group] = group_folder_names(members)
         self._folders[(kind, store_id)] = folder
         return folder
 
@@ -196,7 +200,10 @@ class Tree:
                 }
             case GroupsFolder(store_id=store_id, group=group):
                 listing = await self.folder(StoreKind.SEQUENCE, store_id)
-                return {value: GroupFolder(store_id, group, value) for value in listing.groups.get(group, {})}
+                return {
+                    name: GroupFolder(store_id, group, value)
+                    for name, value in listing.group_names.get(group, {}).items()
+                }
             case GroupFolder(store_id=store_id, group=group, value=value):
                 listing = await self.folder(StoreKind.SEQUENCE, store_id)
                 members = listing.groups.get(group, {}).get(value, set())

@@ -3,8 +3,8 @@
 A request goes: route (from the model) → count → faults → parse and validate (from the model) →
 idempotency replay → operation → serialize (from the model). Errors become the rest-json error
 shape botocore parses: the HTTP status of the modeled error, ``x-amzn-ErrorType`` and a body of
-``{"__type", "message"}`` (digest §3.9). Nothing escapes as a bare 500: an unexpected exception
-is logged and answered as ``InternalServerException``.
+``{"__type", "message"}`` (docs/architecture.md, "Wire protocol" W4). Nothing escapes as a bare
+500: an unexpected exception is logged and answered as ``InternalServerException``.
 
 Request bodies are bounded: a JSON body may be MAX_JSON_BODY bytes (well above anything the model
 allows; the largest legal requests, 10,000 parts in a Complete or 100 import sources with 50 tags

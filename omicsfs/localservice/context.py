@@ -27,7 +27,7 @@ from omicsfs.localservice.state import State
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PART_SIZE = 104_857_600  # the real service's partSize (healthomics-ecosystem.md §2.3)
+DEFAULT_PART_SIZE = 104_857_600  # the real service's partSize (100 MiB)
 MAX_UPLOAD_PART_SIZE = 104_857_600  # "Each part cannot be larger than 100 MB" (API reference)
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_ACCOUNT = "123456789012"
@@ -267,7 +267,7 @@ JOB_FILTER: dict[str, FilterRule] = {"status": equals("status"), **CREATED_BOUND
 def apply_filter(
     items: Iterable[dict[str, Any]], wanted: Mapping[str, Any] | None, rules: Mapping[str, FilterRule]
 ) -> list[dict[str, Any]]:
-    """Exact matches and inclusive time bounds (the digest §6.8's reading of the unspecified)."""
+    """Exact matches and inclusive time bounds (docs/architecture.md, "Wire protocol" W6)."""
     active = [(rules[k], v) for k, v in (wanted or {}).items() if k in rules]
     return [item for item in items if all(rule(item, value) for rule, value in active)]
 

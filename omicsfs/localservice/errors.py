@@ -2,7 +2,8 @@
 
 botocore picks the exception class from the error code alone (``x-amzn-ErrorType`` / ``__type``)
 and never from the HTTP status, so the code must be exactly the model's shape name: the API
-reference's ``InternalServerError`` would surface as a generic ClientError (digest §7.1).
+reference's ``InternalServerError`` would surface as a generic ClientError
+(docs/architecture.md, "Wire protocol" W4).
 The HTTP statuses are checked against the model by ``tests/service/test_protocol.py``.
 """
 

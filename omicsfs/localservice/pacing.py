@@ -4,7 +4,7 @@ On loopback a GetReadSet part arrives at memory speed, so a benchmark measures t
 the design: an API client and a mount that fetch the same parts in parallel differ only in how
 much Python they run per byte. The real service streams each part over its own HTTPS connection
 at a rate the client cannot raise, and a client goes faster only by keeping more parts in flight
-(dxfuse reads 78-350 MB/s depending on the instance, research/fuse-anchors.md "dxfuse"). A
+(dxfuse reports 80-350 MB/s for one file depending on the instance, https://github.com/dnanexus/dxfuse). A
 ``bandwidth`` fault paces each response body to such a rate, so read-ahead depth and parallelism
 are what the numbers show.
 """

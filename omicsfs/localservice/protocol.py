@@ -7,15 +7,16 @@ https://github.com/getmoto/moto/blob/master/moto/core/responses.py).
 
 Subtleties, each handled below:
 1. Paths are split on ``/`` *before* percent-decoding: ARNs arrive as ``arn%3Aaws%3A...%2F123`` and
-   ``%2F`` must not become a separator (digest §3.4).
-2. botocore validates only required members, min lengths and min values (digest §3.10); the
-   server must enforce max lengths, enums, patterns, ranges and list counts. Patterns use Java's
-   ``\\p{..}`` classes, hence the ``regex`` module. They are applied as full matches so that
-   ``abc1234567`` is not a valid numeric ID.
+   ``%2F`` must not become a separator (docs/architecture.md, "Wire protocol" W1).
+2. botocore validates only required members, min lengths and min values (docs/architecture.md,
+   "Wire protocol" W2); the server must enforce max lengths, enums, patterns, ranges and list
+   counts. Patterns use Java's ``\\p{..}`` classes, hence the ``regex`` module. They are
+   applied as full matches so that ``abc1234567`` is not a valid numeric ID.
 3. An operation with no body members sends no body at all (ListMultipartReadSetUploads): an empty
    body is ``{}``.
 4. Every timestamp shape carries ``timestampFormat: iso8601``, overriding the rest-json default of
-   epoch seconds (digest §3.8): requests may send either, responses are ISO-8601 UTC strings.
+   epoch seconds (docs/architecture.md, "Wire protocol" W3): requests may send either, responses
+   are ISO-8601 UTC strings.
 5. No input may make the service fail (README "What it does"): whatever the bytes, a request is
    answered with ValidationException when it is not a well-formed instance of the model. JSON is
    refused when it nests deeper than any model shape, holds ``NaN``/``Infinity`` or unpaired
@@ -41,7 +42,7 @@ from botocore.model import OperationModel, ServiceModel, Shape, StructureShape
 
 from omicsfs.localservice.errors import ValidationException
 
-#: The 41 storage operations of the digest §1: 38 storage operations plus the 3 tag operations.
+#: The 41 storage operations: 38 storage operations plus the 3 tag operations.
 STORAGE_OPERATIONS: tuple[str, ...] = (
     "CreateSequenceStore",
     "GetSequenceStore",
@@ -152,7 +153,7 @@ class Router:
             uri = op.http["requestUri"].split("?", 1)[0]
             routes.append(Route(op, op.http["method"], tuple(uri.strip("/").split("/"))))
         # A literal segment beats a label at the same depth: `readset/batch/delete` before
-        # `readset/{id}/...` (digest §3.3).
+        # `readset/{id}/...` (docs/architecture.md, "Wire protocol" W1).
         self.routes = sorted(routes, key=lambda r: (-r.literal_count, -len(r.segments)))
 
     def match(self, method: str, raw_path: str) -> tuple[OperationModel, dict[str, str]] | None:

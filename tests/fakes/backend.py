@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -85,7 +86,28 @@ class Upload:
 
 
 class Gate:
-    """Held part bodies wait here after their first chunk until ``release``."""
+    """Held part bodies wait here after their first chunk until ``release``. Bodies are read on
+    the block cache's worker threads, so the gate is a thread-safe event."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        #: Set once a body is waiting at the gate (tests wait for it with trio.to_thread).
+        self.reached = threading.Event()
+        self._lock = threading.Lock()
+        self.waiting = 0
+
+    def wait(self) -> None:
+        with self._lock:
+            self.waiting += 1
+        self.reached.set()
+        self.released.wait()
+
+    def release(self) -> None:
+        self.released.set()
+
+
+class PartGate:
+    """Held part uploads wait here (on the trio thread, like the backend's calls) until ``release``."""
 
     def __init__(self) -> None:
         self.released = trio.Event()
@@ -96,6 +118,8 @@ class Gate:
 
 
 class FakePartBody:
+    """A part body, read with ``readinto`` on a worker thread, in chunks of ``chunk`` bytes."""
+
     def __init__(self, backend: FakeBackend, data: bytes, chunk: int, cut_after: int | None) -> None:
         self._backend = backend
         self._data = data
@@ -104,21 +128,19 @@ class FakePartBody:
         self._offset = 0
         self.closed = False
 
-    async def read(self) -> bytes:
-        await trio.lowlevel.checkpoint()
+    def readinto(self, memory: memoryview) -> int:
         gate = self._backend.gate
         if gate is not None and self._offset > 0 and not gate.released.is_set():
-            gate.waiting += 1
-            await gate.released.wait()
+            gate.wait()
         if self._cut_after is not None and self._offset >= self._cut_after:
             raise TransportFailure("GetReadSet", "connection reset mid-body (fake)")
-        end = self._offset + self._chunk
+        end = min(self._offset + self._chunk, self._offset + len(memory), len(self._data))
         if self._cut_after is not None:
             end = min(end, self._cut_after)
-        chunk = self._data[self._offset : end]
-        self._offset += len(chunk)
-        self._backend.stats.bytes_fetched += len(chunk)
-        return chunk
+        count = end - self._offset
+        memory[:count] = self._data[self._offset : end]
+        self._offset = end
+        return count
 
     def close(self) -> None:
         self.closed = True
@@ -142,7 +164,7 @@ class FakeBackend:
         self.jobs: dict[tuple[str, JobKind], list[JobSummary]] = {}
         self.uploads: dict[str, Upload] = {}
         self.gate: Gate | None = None
-        self.part_gate: Gate | None = None
+        self.part_gate: PartGate | None = None
         self.part_seconds = 0.0
         self.tags: dict[str, dict[str, str]] = {}  # ARN -> tags
         self._drops: Counter[str] = Counter()
@@ -230,8 +252,8 @@ class FakeBackend:
         self.gate = Gate()
         return self.gate
 
-    def hold_parts(self) -> Gate:
-        self.part_gate = Gate()
+    def hold_parts(self) -> PartGate:
+        self.part_gate = PartGate()
         return self.part_gate
 
     def drop(self, operation: str, times: int = 1) -> None:

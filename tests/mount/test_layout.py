@@ -1,4 +1,5 @@
-"""The folder tree, names, symlink views, job files, attributes and xattrs of DESIGN.md §1."""
+"""The folder tree, names, symlink views, job files, attributes and xattrs (README.md, "Layout";
+SEMANTICS.md)."""
 
 from __future__ import annotations
 

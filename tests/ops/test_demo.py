@@ -74,6 +74,12 @@ def test_demo_mounts_sample_data_its_commands_work_and_a_second_run_reuses_it(tm
         assert region.startswith("samtools view")
         assert "-T" in cram
         assert xattrs.startswith("getfattr -d")
+        # The local service's endpoint is printed (README's archive recipe needs it), and answers.
+        (endpoint_line,) = [line for line in demo.lines if line.startswith("The local HealthOmics service: ")]
+        url = endpoint_line.split()[4]
+        stats = omicsfs("admin", "--endpoint-url", url, "stats", env=env_without_aws())
+        assert stats.returncode == 0, stats.stderr
+        assert "ListReadSets" in stats.stdout
 
         count = shell(region, elsewhere)
         assert count.returncode == 0, count.stderr

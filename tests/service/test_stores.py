@@ -104,5 +104,5 @@ def test_reference_store_filters(private_service: RunningService) -> None:
 
 def test_store_list_items_have_the_modeled_shape(omics: Any, store: dict[str, Any]) -> None:
     item = next(s for s in omics.list_sequence_stores()["sequenceStores"] if s["id"] == store["id"])
-    assert "s3Access" not in item  # SequenceStoreDetail has no s3Access (digest §7.13)
+    assert "s3Access" not in item  # SequenceStoreDetail has none (docs/architecture.md, "Wire protocol" W6)
     assert {"arn", "id", "creationTime", "status"} <= set(item)

@@ -40,7 +40,7 @@ async def test_a_small_read_returns_before_its_part_has_arrived(nursery: trio.Nu
     handle, _ = await fs.open(await resolve(fs, "sequence-stores/cohort/big.bam"), 0)
     gate = backend.hold_bodies()  # every body stops after its first 16 KiB chunk
     assert await fs.read(handle, 0, 4096) == DATA[:4096]
-    await trio.testing.wait_all_tasks_blocked()
+    await trio.to_thread.run_sync(gate.reached.wait)
     assert gate.waiting == 1  # the rest of the part is still held back
     gate.release()
     assert await fs.read(handle, PART - 10, 20) == DATA[PART - 10 : PART + 10]

@@ -200,6 +200,7 @@ async def test_eight_sequential_readers_stay_within_the_read_ahead_budget(nurser
     )
     fs = make_fs(backend, nursery, config)
     backend.data_streams = trio.Semaphore(1000)  # held fetches never give their connection back
+    fs.cache._receivers.total_tokens = 1000  # nor their receiving thread
     backend.hold_bodies()
     handles = [(await fs.open(await resolve(fs, f"sequence-stores/cohort/r{i}.bam"), 0))[0] for i in range(8)]
 

@@ -89,3 +89,21 @@ def test_bad_options_exit_1_with_one_line(capsys: pytest.CaptureFixture[str]) ->
 def test_namespaces_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["omicsfs", "/m", "-N", "/proc/1/ns/mnt", "-o", "rw"]) == 1
     assert "not supported" in capsys.readouterr().err
+
+
+def test_auto_unmount_is_a_flag() -> None:
+    assert translate("omicsfs", "/m", ["auto_unmount"]) == ["mount", "/m", "--auto-unmount"]
+    assert translate("omicsfs", "/m", ["auto-unmount"]) == ["mount", "/m", "--auto-unmount"]
+
+
+def test_option_names_may_use_dashes_as_the_flags_do() -> None:
+    assert translate("omicsfs", "/m", ["cache-size=1G", "allow-other", "read-write", "sequence-store=a"]) == [
+        "mount", "/m", "--cache-size", "1G", "--allow-other", "--read-write", "--sequence-store", "a",
+    ]  # fmt: skip
+    # Dropped and kernel options keep their own spelling.
+    assert translate("omicsfs", "/m", ["x-systemd.mount-timeout=30", "nosuid"]) == [
+        "mount",
+        "/m",
+        "-o",
+        "nosuid",
+    ]

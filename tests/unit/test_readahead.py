@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from omicsfs.backend.models import FileLayout
-from omicsfs.fs.read.readahead import ReadAheadBudget, StreamState
+from omicsfs.fs.read.readahead import RangeStream, ReadAheadBudget, StreamState
 
 PART = 100 << 20
 LAYOUT = FileLayout(content_length=20 * PART + 5, part_size=PART, total_parts=21)
 READ = 128 << 10
+GROWTH = 8 << 20  # ReadAheadConfig.growth_bytes
 
 
 def test_first_read_fetches_nothing_ahead() -> None:
-    assert StreamState().observe(0, READ, LAYOUT, 4) == []
+    assert StreamState().observe(0, READ, LAYOUT, 4, GROWTH) == []
 
 
 def test_sequential_reader_grows_one_two_four() -> None:
@@ -19,35 +20,62 @@ def test_sequential_reader_grows_one_two_four() -> None:
     reached: dict[int, int] = {}  # depth -> offset of the read that reached it
     offset = 0
     while offset < 6 * PART:
-        wanted = stream.observe(offset, READ, LAYOUT, 4)
+        wanted = stream.observe(offset, READ, LAYOUT, 4, GROWTH)
         reached.setdefault(len(wanted), offset)
         offset += READ
-    assert stream.observe(offset, READ, LAYOUT, 4) == [8, 9, 10, 11]  # reading part 7
+    assert stream.observe(offset, READ, LAYOUT, 4, GROWTH) == [8, 9, 10, 11]  # reading part 7
     assert reached[0] == 0  # the first read fetches only its own part
     assert reached[1] == 2 * READ  # after two in-order reads
-    assert PART // 4 <= reached[2] < PART // 4 + 3 * READ  # then doubling every quarter part
-    assert PART // 2 <= reached[4] < PART // 2 + 3 * READ
+    assert 2 * READ + GROWTH <= reached[2] < 2 * READ + GROWTH + 2 * READ  # then doubling every 8 MiB
+    assert 2 * READ + 2 * GROWTH <= reached[4] < 2 * READ + 2 * GROWTH + 2 * READ
+    assert reached[4] < PART // 4  # four parts in flight long before a quarter of the first part
     assert 3 not in reached  # never more than max_depth, never in between
+
+
+def test_small_parts_grow_every_quarter_part() -> None:
+    small = FileLayout(content_length=100 * (4 << 20), part_size=4 << 20, total_parts=100)
+    stream = StreamState()
+    offset, reached = 0, {}
+    while offset < 8 << 20:
+        reached.setdefault(len(stream.observe(offset, READ, small, 4, GROWTH)), offset)
+        offset += READ
+    assert reached[2] - reached[1] == 1 << 20  # a quarter of a 4 MiB part, not 8 MiB
+
+
+def test_range_stream_window_doubles_while_sequential_and_resets_on_a_seek() -> None:
+    block, blocks = 1 << 20, 10_000
+    ranges = RangeStream()
+    assert ranges.observe(0, READ, block, blocks, 64 << 20) == []  # a miss fetches only its block
+    windows = []
+    offset = READ
+    while offset < 200 << 20:
+        windows.append(len(ranges.observe(offset, READ, block, blocks, 64 << 20)))
+        offset += READ
+    assert windows[0] == 0 and windows[1] == 1  # sequential after two in-order reads
+    assert max(windows) == 64  # capped at the window
+    assert sorted(set(windows)) == [0, 1, 2, 4, 8, 16, 32, 64]  # doubling, never in between
+    assert ranges.observe(5000 << 20, READ, block, blocks, 64 << 20) == []  # a seek: no read-ahead
+    assert RangeStream().observe((blocks - 1) * block, READ, block, blocks, 64 << 20) == []
 
 
 def test_random_reader_gets_no_read_ahead() -> None:
     stream = StreamState()
     for offset in (5 * PART, 1 * PART, 17 * PART, 3 * PART + 7, 11 * PART):
-        assert stream.observe(offset, 4096, LAYOUT, 4) == []
+        assert stream.observe(offset, 4096, LAYOUT, 4, GROWTH) == []
 
 
 def test_a_seek_resets_the_window() -> None:
     stream = StreamState()
     for index in range(10):
-        stream.observe(index * READ, READ, LAYOUT, 4)
+        stream.observe(index * READ, READ, LAYOUT, 4, GROWTH)
     assert stream.depth == 1
-    assert stream.observe(15 * PART, READ, LAYOUT, 4) == []
+    assert stream.observe(15 * PART, READ, LAYOUT, 4, GROWTH) == []
     assert stream.depth == 0
 
 
 def test_last_part_bounds_the_window() -> None:
     stream = StreamState(next_offset=18 * PART, in_order=5, depth=4, part=19)
-    assert stream.observe(18 * PART + 10, READ, LAYOUT, 4) == [20, 21]  # part 19 of 21
+    assert stream.observe(18 * PART + 10, READ, LAYOUT, 4, GROWTH) == [20, 21]  # part 19 of 21
 
 
 def _length(part: int) -> int:
@@ -98,7 +126,7 @@ def test_eight_sequential_readers_never_have_more_ahead_than_the_budget() -> Non
     most = 0
     for _ in range(2000):
         for reader, stream in streams.items():
-            window = stream.observe(offsets[reader], READ, layout, 4)
+            window = stream.observe(offsets[reader], READ, layout, 4, GROWTH)
             for part in budget.grant(reader, f"file{reader}", window, layout.part_length):
                 arriving.add((f"file{reader}", part))
             offsets[reader] += READ

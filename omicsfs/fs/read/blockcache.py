@@ -1,104 +1,140 @@
-"""The part cache: service parts streamed into an LRU of blocks, one fetch per part at a time.
+"""The block cache: files cut into blocks on one grid, fetched by parts or by ranged GETs.
 
-GetReadSet has no byte range, so every miss costs a whole part (``partSize`` from the metadata,
-100 MiB on AWS). Three rules follow (docs/architecture.md, "The read path"):
+GetReadSet has no byte range, so on the parts plane every miss costs a whole part (``partSize``
+from the metadata, 100 MiB on AWS); on the S3 plane a miss costs the blocks it needs. Blocks are
+keyed by their place in the file, so both planes fill the same cache (files.py). The rules
+(docs/architecture.md, "The read path"):
 
-- A part is streamed: each chunk lands in the part's fetch as it arrives and wakes the readers
-  waiting on it, so a 4 KiB read at the start of a cold part returns after the first chunk.
-  Completed blocks go into a cachetools LRU bounded in bytes (``--cache-size``).
-- Single flight: one fetch per part however many readers want it; a fetch belongs to the
+- A fetch is streamed: each block lands in the cache as it arrives and wakes the readers
+  waiting on it, so a 4 KiB read at the start of a cold part returns after the first block, not
+  after the whole part. Blocks go into an LRU bounded in bytes (``--cache-size``).
+- Single flight: one fetch per block however many readers want it; a fetch belongs to the
   mount, not to a reader, so an interrupted reader does not cancel it for the others.
 - Index files and the first and last block of BAM/CRAM files live in a separate, smaller LRU,
   so a large sequential scan cannot push out what every htslib open reads.
 
-A failed or short body is retried, resuming at the first missing byte (the bytes before it are
-immutable and already delivered); after the attempts run out the readers of that part get the
-error, and only they. Every fetched part is also written to the disk tier when there is one.
+A failed or short body is retried, resuming at the first block not received yet (the bytes before
+it are immutable and already delivered); after the attempts run out the readers of those blocks
+get the error, and only they. An S3 failure instead switches the file to parts and the readers
+carry on (s3plane.py), except a changed object (its ETag moved), which is never stitched to what
+was read before: its readers get ESTALE.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import cast
 
 import cachetools
 import trio
 
-from omicsfs.backend.errors import BackendError, TransportFailure
+from omicsfs.backend.errors import BackendError, Changed, TransportFailure
 from omicsfs.backend.interface import Backend, PartBody
-from omicsfs.config import CacheConfig
-from omicsfs.fs.read.disktier import DiskTier, PartWriter
+from omicsfs.backend.s3 import S3Backend
+from omicsfs.config import CacheConfig, DataPlane, ReadAheadConfig
+from omicsfs.fs.read.disktier import DiskTier
+from omicsfs.fs.read.fetch import Fetch, Plane, Receiver
 from omicsfs.fs.read.files import CachedFile, FileKey
+from omicsfs.fs.read.s3plane import S3Plane
+from omicsfs.fs.read.slab import Slab, Slot
 from omicsfs.fs.stats import Stats
 from omicsfs.fs.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
-BlockKey = tuple[FileKey, int, int]  # (file, part number, block index)
+BlockKey = tuple[FileKey, int]  # (file, block index in the file)
+
+#: Threads reading from the disk tier at once.
+DISK_READERS = 4
 
 
-class PartFetch:
-    """One part on its way in: completed blocks plus the block being filled."""
+class BlockLRU(cachetools.LRUCache[BlockKey, Slot]):
+    """An LRU of slots that hands every slot it evicts to the block cache to free."""
 
-    def __init__(self, file: CachedFile, part: int, length: int) -> None:
-        self.file = file
-        self.part = part
-        self.length = length
-        self.filled = 0
-        self.current = bytearray()
-        self.interest: dict[int, int] = {}
-        self.held: dict[int, bytes] = {}
-        self.error: BaseException | None = None
-        self.finished = False
-        self.lot = trio.lowlevel.ParkingLot()
+    def __init__(self, maxsize: int, give_back: Callable[[Slot], None]) -> None:
+        super().__init__(maxsize, getsizeof=lambda slot: slot.length)
+        self._give_back = give_back
+
+    def popitem(self) -> tuple[BlockKey, Slot]:  # cachetools' eviction hook
+        key, slot = super().popitem()
+        self._give_back(slot)
+        return key, slot
 
 
 class BlockCache:
     def __init__(
-        self,
-        backend: Backend,
-        config: CacheConfig,
-        stats: Stats,
-        tasks: TaskGroup,
-        disk: DiskTier | None = None,
-    ) -> None:
+        self, backend: Backend, config: CacheConfig, stats: Stats, tasks: TaskGroup, *,
+        disk: DiskTier | None = None, s3: S3Backend | None = None, planes: S3Plane | None = None,
+        read_ahead: ReadAheadConfig | None = None,
+    ) -> None:  # fmt: skip
         self.backend = backend
+        self.s3 = s3
+        self.planes = planes or S3Plane(None, DataPlane.PARTS, stats)
         self.config = config
         self.stats = stats
         self.disk = disk
         self.block_size = config.block_size
+        self.request_bytes = (read_ahead or ReadAheadConfig()).s3_request_bytes
+        self.slab = Slab(self.block_size)
         hot_bytes = max(self.block_size, int(config.memory_bytes * config.hot_fraction))
         main_bytes = max(self.block_size, config.memory_bytes - hot_bytes)
-        self.main: cachetools.LRUCache[BlockKey, bytes] = cachetools.LRUCache(main_bytes, getsizeof=len)
-        self.hot: cachetools.LRUCache[BlockKey, bytes] = cachetools.LRUCache(hot_bytes, getsizeof=len)
-        self.inflight: dict[tuple[FileKey, int], PartFetch] = {}
+        self.main = BlockLRU(main_bytes, self._give_back)
+        self.hot = BlockLRU(hot_bytes, self._give_back)
+        #: Every block on its way in, and every part fetch (one per part: single flight).
+        self.fetching: dict[BlockKey, Fetch] = {}
+        self.part_fetches: dict[tuple[FileKey, int], Fetch] = {}
+        #: ETag of each file's S3 object, from its first ranged GET: later GETs must match it.
+        self.etags: dict[FileKey, str] = {}
         #: Fetches run in the mount's nursery: they outlive the request that started them.
         self.tasks = tasks
+        self.receiver = Receiver(self.slab, disk, self._arrived)
+        #: Receiving threads; the data_streams semaphores are what bound fetches.
+        self._receivers = trio.CapacityLimiter(64)
+        self._disk_readers = trio.CapacityLimiter(DISK_READERS)
+        self._s3_streams = trio.Semaphore(64)
+        self._token: trio.lowlevel.TrioToken | None = None
+
+    # -- slots ----------------------------------------------------------------------------------
+
+    def _token_now(self) -> trio.lowlevel.TrioToken:
+        if self._token is None:
+            self._token = trio.lowlevel.current_trio_token()
+        return self._token
+
+    def _give_back(self, slot: Slot) -> None:
+        """A slot leaves the cache. It is freed after the current task step, never during it:
+        a reader that just got a view of it replies to the kernel before the step ends; and
+        never while pinned (the last unpin frees it)."""
+        if slot.pins:
+            slot.evicted = True
+            return
+        self._token_now().run_sync_soon(self.slab.free, slot)
+
+    def _unpin(self, slot: Slot) -> None:
+        slot.pins -= 1
+        if slot.pins == 0 and slot.evicted:
+            self._give_back(slot)
 
     # -- lookups --------------------------------------------------------------------------------
 
-    def _blocks_in_part(self, length: int) -> int:
-        return max(1, -(-length // self.block_size))
+    def _is_hot(self, file: CachedFile, block: int) -> bool:
+        return file.hot_all or (file.hot_ends and block in (0, file.blocks - 1))
 
-    def _is_hot(self, file: CachedFile, part: int, block: int) -> bool:
-        if file.hot_all:
-            return True
-        if not file.hot_ends:
-            return False
-        if part == 1 and block == 0:
-            return True
-        last_part = file.layout.total_parts
-        return part == last_part and block == self._blocks_in_part(file.layout.part_length(last_part)) - 1
+    def _cached(self, key: BlockKey) -> Slot | None:
+        slot = self.hot.get(key)
+        if slot is None:
+            slot = self.main.get(key)
+        return slot
 
-    def _cached(self, key: BlockKey) -> bytes | None:
-        data = self.hot.get(key)
-        if data is None:
-            data = self.main.get(key)
-        return data
-
-    def _store(self, file: CachedFile, key: BlockKey, data: bytes) -> None:
-        cache = self.hot if self._is_hot(file, key[1], key[2]) else self.main
-        if len(data) <= cache.maxsize:
-            cache[key] = data
+    def _store(self, file: CachedFile, key: BlockKey, slot: Slot) -> None:
+        """Keeps a filled slot in its LRU (or gives it back if that block is already there)."""
+        cache = self.hot if self._is_hot(file, key[1]) else self.main
+        if key in cache or slot.length > cache.maxsize:
+            self._give_back(slot)
+            return
+        cache[key] = slot
 
     def usage(self) -> dict[str, int]:
         """Bytes held per tier, for ``.omicsfs/stats.json``."""
@@ -106,22 +142,38 @@ class BlockCache:
             "memory_bytes": int(self.main.currsize),
             "hot_bytes": int(self.hot.currsize),
             "memory_limit_bytes": int(self.main.maxsize + self.hot.maxsize),
-            "parts_fetching": len(self.inflight),
+            "mapped_bytes": self.slab.mapped_bytes,
+            "parts_fetching": len(self.part_fetches),
+            "blocks_fetching": len(self.fetching),
         }
 
-    def part_arriving(self, ref: tuple[object, int]) -> bool:
-        """Whether the part (file key, part number) is being fetched right now."""
-        return ref in self.inflight
+    def _disk_path(self, file: CachedFile, block: int) -> Path | None:
+        if self.disk is None:
+            return None
+        path = self.disk.path(file.key, file.block_size, block)
+        return path if self.disk.has(path) else None
+
+    def block_present(self, file: CachedFile, block: int) -> bool:
+        """Whether a block needs no new fetch: on its way in, in memory or on disk."""
+        key = (file.key, block)
+        return (
+            key in self.fetching or self._cached(key) is not None or self._disk_path(file, block) is not None
+        )
 
     def part_present(self, file: CachedFile, part: int) -> bool:
-        """Whether a part needs no network fetch: in flight, on disk, or (ends) in memory."""
-        key = file.key
-        if (key, part) in self.inflight:
+        """Whether a part needs no fetch: being fetched, or its ends cached or on disk."""
+        if (file.key, part) in self.part_fetches:
             return True
-        if self.disk is not None and self.disk.has(self.disk.path(key, part)):
-            return True
-        last = self._blocks_in_part(file.layout.part_length(part)) - 1
-        return self._cached((key, part, 0)) is not None and self._cached((key, part, last)) is not None
+        blocks = file.part_blocks(part)
+        return all(self.block_present(file, block) for block in {blocks[0], blocks[-1]})
+
+    def arriving(self, ref: tuple[Hashable, int]) -> bool:
+        """Read-ahead budget hook: whether a unit ((plane, file key), part or block) is coming."""
+        owner, unit = ref
+        plane, key = cast("tuple[Plane, FileKey]", owner)
+        if plane is Plane.PARTS:
+            return (key, unit) in self.part_fetches
+        return (key, unit) in self.fetching
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -129,187 +181,244 @@ class BlockCache:
         """Bytes [offset, offset+size) of the file, clamped to its length."""
         return bytes(await self.read_buffer(file, offset, size))
 
-    async def read_buffer(self, file: CachedFile, offset: int, size: int) -> bytes | memoryview:
+    async def read_buffer(self, file: CachedFile, offset: int, size: int) -> bytes | bytearray | memoryview:
         """``read`` without a copy where it can: a request inside one block is a view of the
-        cached block, which pyfuse3 hands to the kernel as it is (it takes any buffer)."""
-        layout = file.layout
-        end = min(offset + size, layout.content_length)
+        cached block, handed to pyfuse3 before the next scheduling point (it replies from any
+        buffer). A request across blocks is copied piece by piece as each arrives, because a
+        block seen before an ``await`` may be evicted and reused during it."""
+        end = min(offset + size, file.size)
         if offset >= end:
             return b""
-        first_part = offset // layout.part_size + 1
-        last_part = (end - 1) // layout.part_size + 1
-        for part in range(first_part + 1, last_part + 1):
-            if not self.part_present(file, part):
-                self.ensure_fetch(file, part, prefetch=False)  # start now, while we wait for the first
-        pieces: list[memoryview] = []
+        first, last = offset // file.block_size, (end - 1) // file.block_size
+        if last > first:
+            self.ensure_blocks(file, first + 1, last + 1)  # start now, while we wait for the first
+        out: bytearray | None = None
         position = offset
         while position < end:
-            part = position // layout.part_size + 1
-            part_start = (part - 1) * layout.part_size
-            in_part = position - part_start
-            block = in_part // self.block_size
-            block_start = block * self.block_size
-            want_end = min(end - part_start, block_start + self.block_size, layout.part_length(part))
-            data = await self._block(file, part, block, want_end - block_start)
-            pieces.append(memoryview(data)[in_part - block_start : want_end - block_start])
-            position = part_start + want_end
-        return b"".join(pieces) if len(pieces) > 1 else pieces[0]
+            block = position // file.block_size
+            block_start = file.block_start(block)
+            stop = min(end, block_start + file.block_length(block))
+            slot = await self._block(file, block, stop - block_start)
+            piece = slot.memory[position - block_start : stop - block_start]
+            if out is None and stop >= end:
+                return piece  # one block: no copy
+            if out is None:
+                out = bytearray(end - offset)
+            out[position - offset : stop - offset] = piece
+            position = stop
+        assert out is not None
+        return out
 
-    async def _block(self, file: CachedFile, part: int, block: int, need: int) -> bytes:
-        """At least ``need`` bytes of a block (a partial block while its part is streaming in)."""
-        key: BlockKey = (file.key, part, block)
+    async def _block(self, file: CachedFile, block: int, need: int) -> Slot:
+        """A slot holding at least ``need`` bytes of the block."""
+        key: BlockKey = (file.key, block)
         while True:
-            data = self._cached(key)
-            if data is not None:
+            slot = self._cached(key)
+            if slot is not None:
                 self.stats.cache_hits["memory"] += 1
-                return data
-            fetch = self.inflight.get((file.key, part))
-            if fetch is None and self.disk is not None:
-                path = self.disk.path(file.key, part)
-                if self.disk.has(path):
-                    data = await self.disk.read_block(path, file.layout.part_length(part), block)
-                    if data is not None:
+                return slot
+            fetch = self.fetching.get(key)
+            if fetch is None:
+                path = self._disk_path(file, block)
+                if path is not None:
+                    slot = await self._read_disk(file, key, path)
+                    if slot is not None:
                         self.stats.cache_hits["disk"] += 1
-                        self._store(file, key, data)
-                        return data
+                        return slot
                     self.stats.disk_corrupt += 1
                     continue
-            if fetch is None:
                 self.stats.cache_misses += 1
-                fetch = self.ensure_fetch(file, part, prefetch=False)
+                self.ensure_blocks(file, block, block + 1)
+                fetch = self.fetching.get(key)
                 assert fetch is not None
             else:
                 self.stats.cache_hits["inflight"] += 1
-            data = await self._wait(fetch, block, need)
-            if data is not None:
-                return data
+            slot = await self._wait(fetch, block)
+            if slot is not None:
+                return slot
             while not fetch.finished:  # our block came and went before we asked: fetch it again
                 await fetch.lot.park()
 
-    async def _wait(self, fetch: PartFetch, block: int, need: int) -> bytes | None:
-        block_start = block * self.block_size
+    async def _read_disk(self, file: CachedFile, key: BlockKey, path: Path) -> Slot | None:
+        assert self.disk is not None
+        disk = self.disk
+        length = file.block_length(key[1])
+        slot = self.slab.take()
+        disk.touch(path)
+        good = await trio.to_thread.run_sync(
+            disk.read_into, path, slot.memory, length, limiter=self._disk_readers
+        )
+        if not good:
+            log.warning("disk cache entry %s is damaged or truncated; fetching it again", path)
+            disk.discard(path)
+            self._give_back(slot)
+            return None
+        slot.length = length
+        already = self._cached(key)
+        if already is not None:  # another reader got there first
+            self._give_back(slot)
+            return already
+        self._store(file, key, slot)
+        return slot
+
+    async def _wait(self, fetch: Fetch, block: int) -> Slot | None:
         fetch.interest[block] = fetch.interest.get(block, 0) + 1
         try:
-            while fetch.filled < block_start + need and fetch.error is None and not fetch.finished:
+            while not fetch.received(block) and fetch.error is None and not fetch.finished:
                 await fetch.lot.park()
-            if fetch.error is not None and fetch.filled < block_start + need:
+            if not fetch.received(block) and fetch.error is not None:
+                if fetch.plane is Plane.S3 and not isinstance(fetch.error, Changed):
+                    return None  # the file now reads through parts: go round again
                 raise fetch.error
             held = fetch.held.get(block)
             if held is not None:
                 return held
-            if fetch.current and fetch.filled - len(fetch.current) == block_start:
-                return bytes(fetch.current)  # our block is the one being filled: its prefix is enough
-            return self._cached((fetch.file.key, fetch.part, block))  # None: evicted, go round again
+            return self._cached((fetch.file.key, block))  # None: evicted, go round again
         finally:
             fetch.interest[block] -= 1
             if fetch.interest[block] == 0:
                 del fetch.interest[block]
-                fetch.held.pop(block, None)
+                held = fetch.held.pop(block, None)
+                if held is not None:
+                    self._unpin(held)
 
-    # -- fetching -------------------------------------------------------------------------------
+    # -- starting fetches -----------------------------------------------------------------------
 
-    def ensure_fetch(self, file: CachedFile, part: int, *, prefetch: bool) -> PartFetch | None:
+    def ensure_blocks(self, file: CachedFile, first: int, end: int, *, prefetch: bool = False) -> None:
+        """Starts fetching whatever of blocks [first, end) is not present, on the file's plane:
+        the parts that hold them, or ranged GETs of up to ``s3_request_bytes`` each."""
+        if not self.planes.reads_s3(file):
+            missing = (block for block in range(first, end) if not self.block_present(file, block))
+            for part in sorted({file.part_of_block(block) for block in missing}):
+                self.ensure_part(file, part, prefetch=prefetch)
+            return
+        per_request = max(1, self.request_bytes // file.block_size)
+        run: list[int] = []
+        for block in range(first, end):
+            if self.block_present(file, block):
+                if run:
+                    self._start(file, Plane.S3, run[0], run[-1] + 1, None, prefetch)
+                    run = []
+                continue
+            run.append(block)
+            if len(run) == per_request:
+                self._start(file, Plane.S3, run[0], run[-1] + 1, None, prefetch)
+                run = []
+        if run:
+            self._start(file, Plane.S3, run[0], run[-1] + 1, None, prefetch)
+
+    def ensure_part(self, file: CachedFile, part: int, *, prefetch: bool) -> Fetch | None:
         """Starts fetching a part unless it is already coming; returns the fetch if one runs."""
-        existing = self.inflight.get((file.key, part))
+        existing = self.part_fetches.get((file.key, part))
         if existing is not None:
             return existing
         if prefetch and self.part_present(file, part):
             return None
-        fetch = PartFetch(file, part, file.layout.part_length(part))
-        self.inflight[(file.key, part)] = fetch
-        if prefetch:
+        blocks = file.part_blocks(part)
+        fetch = self._start(file, Plane.PARTS, blocks.start, blocks.stop, part, prefetch)
+        self.part_fetches[(file.key, part)] = fetch
+        return fetch
+
+    def _start(
+        self, file: CachedFile, plane: Plane, first: int, end: int, part: int | None, prefetch: bool
+    ) -> Fetch:
+        fetch = Fetch(file, plane, first, end, part)
+        for block in range(first, end):
+            self.fetching.setdefault((file.key, block), fetch)
+        if prefetch and part is not None:
             self.stats.prefetch_parts += 1
+        elif prefetch:
+            self.stats.prefetch_blocks += end - first
         self.tasks.start(self._run_fetch, fetch)
         return fetch
 
-    async def _run_fetch(self, fetch: PartFetch) -> None:
-        writer: PartWriter | None = None
-        if self.disk is not None:
-            writer = self.disk.begin(self.disk.path(fetch.file.key, fetch.part))
+    # -- running fetches ------------------------------------------------------------------------
+
+    async def _run_fetch(self, fetch: Fetch) -> None:
         started = trio.current_time()
-        log.debug("part %d of %s: fetch started", fetch.part, fetch.file.source.describe())
+        log.debug("%s: fetch started", fetch.describe())
         try:
-            async with self.backend.data_streams:
-                await self.backend.retrying(fetch.file.source.operation, lambda: self._attempt(fetch, writer))
-            log.debug(
-                "part %d of %s: %d bytes in %.2f s",
-                fetch.part, fetch.file.source.describe(), fetch.filled, trio.current_time() - started,
-            )  # fmt: skip
-            if writer is not None:
-                with trio.CancelScope(shield=True):  # an unmount must not lose a fetched part
-                    await writer.commit()
+            if fetch.plane is Plane.S3:
+                async with self._s3_streams:
+                    assert self.s3 is not None
+                    await self.s3.retrying("GetObject", lambda: self._attempt_range(fetch))
+            else:
+                async with self.backend.data_streams:
+                    await self.backend.retrying(fetch.operation, lambda: self._attempt_part(fetch))
+            log.debug("%s: %d blocks in %.2f s", fetch.describe(), fetch.next - fetch.first,
+                      trio.current_time() - started)  # fmt: skip
         except BaseException as exc:
-            if writer is not None:
-                writer.abort()
             if isinstance(exc, BackendError):
                 fetch.error = exc
-                log.warning(
-                    "fetching part %d of %s failed: %s", fetch.part, fetch.file.source.describe(), exc
-                )
+                if fetch.plane is Plane.S3 and not isinstance(exc, Changed):
+                    self.planes.fall_back(fetch.file, exc)
+                else:
+                    log.warning("fetching %s failed: %s", fetch.describe(), exc)
             else:
-                fetch.error = TransportFailure(fetch.file.source.operation, f"fetch aborted: {exc!r}")
+                fetch.error = TransportFailure(fetch.operation, f"fetch aborted: {exc!r}")
                 if not isinstance(exc, Exception):
                     raise  # cancelled (unmount): the waiting readers get the error above
-                log.exception(
-                    "fetching part %d of %s crashed (a bug)", fetch.part, fetch.file.source.describe()
-                )
+                log.exception("fetching %s crashed (a bug)", fetch.describe())
         finally:
             fetch.finished = True
-            del self.inflight[(fetch.file.key, fetch.part)]
+            for block in range(fetch.first, fetch.end):
+                if self.fetching.get((fetch.file.key, block)) is fetch:
+                    del self.fetching[(fetch.file.key, block)]
+            if fetch.part is not None:
+                self.part_fetches.pop((fetch.file.key, fetch.part), None)
+            for held in fetch.held.values():
+                self._unpin(held)
+            fetch.held.clear()
             fetch.lot.unpark_all()
 
-    async def _attempt(self, fetch: PartFetch, writer: PartWriter | None) -> None:
-        """One GetReadSet/GetReference request, resuming at ``fetch.filled``."""
-        source = fetch.file.source
-        stream: PartBody = await self.backend.open_part(source, fetch.part)
-        skip = fetch.filled  # the body starts at the part's first byte; we have these already
-        received = 0
-        try:
-            while True:
-                chunk = await stream.read()
-                if not chunk:
-                    break
-                received += len(chunk)
-                if received <= skip:
-                    continue
-                if received - len(chunk) < skip:
-                    chunk = chunk[skip - (received - len(chunk)) :]
-                if fetch.filled + len(chunk) > fetch.length:
-                    raise TransportFailure(
-                        source.operation, f"part {fetch.part} is longer than its metadata says"
-                    )
-                await self._append(fetch, chunk, writer)
-                if fetch.filled == fetch.length:
-                    break  # complete: no need to wait for the end of the body
-        finally:
-            stream.close()
-        if fetch.filled < fetch.length:
-            raise TransportFailure(
-                source.operation, f"part {fetch.part} body ended at {fetch.filled} of {fetch.length} bytes"
-            )
+    async def _attempt_part(self, fetch: Fetch) -> None:
+        """One GetReadSet/GetReference request, resuming at the first block not yet received
+        (the body starts at the part's first byte)."""
+        assert fetch.part is not None
+        body = await self.backend.open_part(fetch.file.source, fetch.part)
+        await self._receive(fetch, body, fetch.first)
 
-    async def _append(self, fetch: PartFetch, chunk: bytes, writer: PartWriter | None) -> None:
-        view = memoryview(chunk)
-        while view:
-            block = fetch.filled // self.block_size
-            block_length = min(self.block_size, fetch.length - block * self.block_size)
-            take = min(len(view), block_length - len(fetch.current))
-            if not fetch.current and take == block_length:
-                # A whole block in one piece (chunks are block-sized and aligned): no copies.
-                data = chunk if take == len(chunk) else bytes(view[:take])
-                fetch.filled += take
-                view = view[take:]
-            else:
-                fetch.current += view[:take]
-                fetch.filled += take
-                view = view[take:]
-                if len(fetch.current) != block_length:
-                    continue
-                data = bytes(fetch.current)
-                fetch.current = bytearray()
-            self._store(fetch.file, (fetch.file.key, fetch.part, block), data)
+    async def _attempt_range(self, fetch: Fetch) -> None:
+        """One ranged GET of the blocks not yet received, bound to the object's first ETag."""
+        file = fetch.file
+        if self.s3 is None or file.s3 is None:
+            raise TransportFailure("S3:GetObject", f"{file.source.describe()} has no S3 object")
+        start = file.block_start(fetch.next)
+        stop = file.block_start(fetch.end - 1) + file.block_length(fetch.end - 1)
+        opened = await self.s3.open_range(file.s3, start, stop, self.etags.get(file.key))
+        self.etags.setdefault(file.key, opened.etag)
+        await self._receive(fetch, opened.body, fetch.next)
+
+    async def _receive(self, fetch: Fetch, body: PartBody, origin: int) -> None:
+        try:
+            await trio.to_thread.run_sync(
+                self.receiver.receive, fetch, body, origin, self._token_now(), limiter=self._receivers,
+                abandon_on_cancel=True,
+            )  # fmt: skip
+        except BaseException:
+            fetch.abandoned = True
+            raise
+        finally:
+            body.close()
+        if fetch.next < fetch.end:
+            raise TransportFailure(fetch.operation, f"{fetch.describe()} ended at block {fetch.next}")
+
+    def _arrived(self, fetch: Fetch, block: int, slot: Slot, disk_size: int) -> None:
+        """A received block, posted by the worker thread (run_sync_soon: must never raise)."""
+        try:
+            fetch.posted.release()
+            fetch.next = block + 1
+            self.stats.backend.bytes_fetched += slot.length
+            self.stats.bytes_by_plane[fetch.plane] += slot.length
+            key = (fetch.file.key, block)
+            if self.fetching.get(key) is fetch:
+                del self.fetching[key]
+            if disk_size and self.disk is not None:
+                self.disk.committed(self.disk.path(fetch.file.key, fetch.file.block_size, block), disk_size)
             if fetch.interest.get(block):
-                fetch.held[block] = data
-            if writer is not None:
-                await writer.write_block(data)
-        fetch.lot.unpark_all()
+                slot.pins += 1
+                fetch.held[block] = slot
+            self._store(fetch.file, key, slot)
+            fetch.lot.unpark_all()
+        except Exception:
+            log.exception("taking in block %d of %s failed (a bug)", block, fetch.describe())

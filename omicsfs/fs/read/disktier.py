@@ -1,11 +1,15 @@
-"""The disk tier of the part cache: every fetched part is also kept on disk under ``--cache-dir``.
+"""The disk tier of the block cache: every fetched block is also kept on disk under ``--cache-dir``.
 
-A second analysis of the same data, even after a remount, then fetches nothing. Files live in a
+A second analysis of the same data, even after a remount, then fetches nothing. Entries live in a
 0700 folder (cached genomes are as sensitive as the store; Mountpoint keeps its cache 0700) and
 are keyed by object ID and validator (creation time + etag/MD5), so a re-imported read set never
-reads stale bytes. Each file is the part's bytes, a CRC32 per cache block and a trailer; a block
-is checked against its CRC when read, so a corrupt or truncated file is detected, dropped and
-refetched instead of served. The folder is capped in bytes; the least recently used parts go.
+reads stale bytes. One entry per cache block: the block's bytes and a trailer with its length and
+CRC32, written to a temporary name and renamed, so an entry is either whole or absent, and
+checked when read, so a corrupt or truncated entry is detected, dropped and fetched again
+instead of served. The folder is capped in bytes; the least recently used entries go.
+
+Reads and writes of entries run on worker threads (the block cache's receive threads write
+each block as it arrives); the index of entries is kept on the trio thread.
 """
 
 from __future__ import annotations
@@ -18,12 +22,10 @@ import zlib
 from collections import OrderedDict
 from pathlib import Path
 
-import trio
-
 log = logging.getLogger(__name__)
 
-_TRAILER = struct.Struct(">8sQII")
-_MAGIC = b"omicsfs1"
+_TRAILER = struct.Struct(">8sQI")  # magic, length, CRC32
+_MAGIC = b"omicsfs2"
 
 
 class DiskTier:
@@ -33,10 +35,9 @@ class DiskTier:
         self.block_size = block_size
         self._index: OrderedDict[Path, int] = OrderedDict()
         self.bytes = 0
-        self._limiter = trio.CapacityLimiter(4)
 
     def scan(self) -> None:
-        """Builds the index of cached parts, oldest first; sweeps half-written files."""
+        """Builds the index of entries, oldest first; sweeps half-written files (blocking)."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
         found: list[tuple[float, Path, int]] = []
@@ -52,67 +53,78 @@ class DiskTier:
             self._index[path] = size
             self.bytes += size
         self._evict()
-        log.info("disk cache %s: %d parts, %d bytes", self.root, len(self._index), self.bytes)
+        log.info("disk cache %s: %d blocks, %d bytes", self.root, len(self._index), self.bytes)
 
-    def path(self, key: tuple[str, str, str, str], part: int) -> Path:
+    def path(self, key: tuple[str, str, str, str], block_size: int, block: int) -> Path:
+        """The entry of block ``block`` of a file cut into ``block_size`` blocks (the grid is
+        part of the name: a different grid never reads a block of another)."""
         kind, object_id, file, validator = key
         digest = hashlib.sha256(validator.encode()).hexdigest()[:16]
-        return self.root / kind / object_id / digest / f"{file}.{part}"
+        return self.root / kind / object_id / digest / f"{file}.{block_size}.{block}"
 
     def has(self, path: Path) -> bool:
         return path in self._index
 
-    async def read_block(self, path: Path, part_length: int, block: int) -> bytes | None:
-        """Block ``block`` of a cached part, or None if absent or damaged (then it is dropped)."""
-        if path not in self._index:
-            return None
-        self._index.move_to_end(path)
-        data = await trio.to_thread.run_sync(
-            self._read_block, path, part_length, block, limiter=self._limiter
-        )
-        if data is None:
-            log.warning("disk cache file %s is damaged or truncated; refetching the part", path)
-            self.discard(path)
-        return data
+    def touch(self, path: Path) -> None:
+        """A read of this entry: it becomes the most recently used."""
+        if path in self._index:
+            self._index.move_to_end(path)
 
-    def _read_block(self, path: Path, part_length: int, block: int) -> bytes | None:
-        blocks = -(-part_length // self.block_size)
+    # -- on worker threads ----------------------------------------------------------------------
+
+    @staticmethod
+    def read_into(path: Path, memory: memoryview, length: int) -> bool:
+        """Fills ``memory[:length]`` from the entry; False if it is absent, short or damaged."""
         try:
-            with open(path, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size != part_length + 4 * blocks + _TRAILER.size:
-                    return None
-                magic, length, block_size, count = _TRAILER.unpack(
-                    os.pread(handle.fileno(), _TRAILER.size, size - _TRAILER.size)
-                )
-                if (magic, length, block_size, count) != (_MAGIC, part_length, self.block_size, blocks):
-                    return None
-                start = block * self.block_size
-                want = min(self.block_size, part_length - start)
-                data = os.pread(handle.fileno(), want, start)
-                (crc,) = struct.unpack(">I", os.pread(handle.fileno(), 4, part_length + 4 * block))
+            with open(path, "rb", buffering=0) as handle:
+                if os.fstat(handle.fileno()).st_size != length + _TRAILER.size:
+                    return False
+                got = handle.readinto(memory[:length])
+                trailer = handle.read(_TRAILER.size)
         except OSError:
-            return None
-        if len(data) != want or zlib.crc32(data) != crc:
-            return None
-        return data
+            return False
+        if got != length or len(trailer) != _TRAILER.size:
+            return False
+        magic, stored_length, crc = _TRAILER.unpack(trailer)
+        return bool(magic == _MAGIC and stored_length == length and zlib.crc32(memory[:length]) == crc)
 
-    def discard(self, path: Path) -> None:
-        size = self._index.pop(path, None)
-        if size is not None:
-            self.bytes -= size
-        path.unlink(missing_ok=True)
+    @staticmethod
+    def write(path: Path, data: memoryview) -> int:
+        """Writes one entry (temporary name, then rename); returns its size on disk."""
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{id(data)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except FileNotFoundError:
+            _private_folders(path.parent)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            trailer = _TRAILER.pack(_MAGIC, len(data), zlib.crc32(data))
+            written = os.writev(fd, [data, trailer])
+            if written != len(data) + len(trailer):
+                raise OSError(f"short write to {tmp}")
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.replace(tmp, path)
+        return len(data) + _TRAILER.size
 
-    def begin(self, path: Path) -> PartWriter:
-        return PartWriter(self, path)
+    # -- on the trio thread ---------------------------------------------------------------------
 
-    def _committed(self, path: Path, size: int) -> None:
+    def committed(self, path: Path, size: int) -> None:
         old = self._index.pop(path, None)
         if old is not None:
             self.bytes -= old
         self._index[path] = size
         self.bytes += size
         self._evict()
+
+    def discard(self, path: Path) -> None:
+        size = self._index.pop(path, None)
+        if size is not None:
+            self.bytes -= size
+        path.unlink(missing_ok=True)
 
     def _evict(self) -> None:
         while self.bytes > self.max_bytes and self._index:
@@ -121,59 +133,12 @@ class DiskTier:
             path.unlink(missing_ok=True)
 
 
-class PartWriter:
-    """Writes a part as it streams in; it becomes visible only once complete (rename)."""
-
-    def __init__(self, tier: DiskTier, path: Path) -> None:
-        self.tier = tier
-        self.path = path
-        self.tmp = path.with_name(path.name + f".{os.getpid()}.{id(self)}.tmp")
-        self._crcs: list[int] = []
-        self._length = 0
-        self._handle: int | None = None
-        self.failed = False
-
-    async def write_block(self, data: bytes) -> None:
-        if self.failed:
-            return
-        try:
-            await trio.to_thread.run_sync(self._write, data, limiter=self.tier._limiter)
-        except OSError as exc:
-            log.warning("disk cache write to %s failed (%s); part kept in memory only", self.tmp, exc)
-            self.abort()
-
-    def _write(self, data: bytes) -> None:
-        if self._handle is None:
-            self.tmp.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._handle = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.write(self._handle, data)
-        self._crcs.append(zlib.crc32(data))
-        self._length += len(data)
-
-    async def commit(self) -> None:
-        if self.failed or self._handle is None:
-            return
-        try:
-            size = await trio.to_thread.run_sync(self._finish, limiter=self.tier._limiter)
-        except OSError as exc:
-            log.warning("disk cache commit of %s failed (%s)", self.path, exc)
-            self.abort()
-            return
-        self.tier._committed(self.path, size)
-
-    def _finish(self) -> int:
-        assert self._handle is not None
-        tail = b"".join(struct.pack(">I", crc) for crc in self._crcs)
-        tail += _TRAILER.pack(_MAGIC, self._length, self.tier.block_size, len(self._crcs))
-        os.write(self._handle, tail)
-        os.close(self._handle)
-        self._handle = None
-        os.replace(self.tmp, self.path)
-        return self._length + len(tail)
-
-    def abort(self) -> None:
-        self.failed = True
-        if self._handle is not None:
-            os.close(self._handle)
-            self._handle = None
-        self.tmp.unlink(missing_ok=True)
+def _private_folders(folder: Path) -> None:
+    """``mkdir -p`` with every new level 0700: Path.mkdir gives its mode to the last one only,
+    and the cache's folders name the stores and read sets it holds (README.md, ``--cache-dir``)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        made.mkdir(mode=0o700, exist_ok=True)

@@ -1,25 +1,29 @@
-"""Read-ahead on the part path: which parts to fetch before a reader asks for them.
+"""Read-ahead: which parts (or, on the S3 plane, which blocks) to fetch before a reader asks.
 
-Policy (docs/architecture.md, "Read-ahead"; from dxfuse's prefetcher and Mountpoint's window growth):
+Parts (GetReadSet) (docs/architecture.md, "Read-ahead"; dxfuse's prefetcher, Mountpoint's window
+growth):
 - The first read fetches only its own part. A stream is declared sequential after two in-order
   reads or once it has consumed half of its current part (dxfuse's half-chunk rule).
-- Then the next part is fetched ahead, and the depth doubles each time the reader consumes another
-  quarter of a part in order: 1 -> 2 -> 4 parts (``max_depth``), four parts ahead once the reader is
-  halfway through its first part. The real service streams each part over one connection at a
-  rate the client cannot raise, so a reader goes only as fast as the parts it keeps in flight;
-  doubling once per part took three 100 MiB parts to reach four connections and left a 512 MiB
-  read at 0.8 of an API client that starts with four (benchmarks/mount_read.py --bandwidth).
-  Growing on bytes consumed rather than on part entry is Mountpoint's window growth.
-- A read far from where the previous one ended resets the stream: random readers (samtools region
-  queries) get no read-ahead. Small jumps are tolerated, because the kernel issues its own
-  readahead requests concurrently and they can arrive slightly out of order (Mountpoint tolerates
-  16 MiB forward and 1 MiB back).
-- All streams share one byte budget and a cap on how many streams prefetch at once, so 32 open
-  files cannot multiply memory by 32 (https://github.com/awslabs/mountpoint-s3/issues/1326).
-  A stream is charged for every part of its window, whether that part is still arriving or
-  already cached and waiting for the reader, and a part it gave up (a seek, a close) stays
-  charged until its fetch has finished: what the budget bounds is every prefetched byte the
-  readers have not reached yet, not only the fetches started by the latest read.
+- Then the next part is fetched ahead, and the depth doubles each time the reader reads another
+  ``growth_bytes`` (8 MiB, or a quarter part if parts are smaller) in order: 1 -> 2 -> 4 parts
+  (``max_depth``), four parts in flight 16 MiB into a read. The real service streams each part
+  over one connection at a rate the client cannot raise, so a reader goes only as fast as the
+  parts it keeps in flight; a window that waited for half a 100 MiB part kept a paced reader
+  below a client that starts with four (benchmarks/cold_read.py).
+Blocks (S3 ranged GETs), Mountpoint's prefetcher: a miss fetches only the block it needs; a
+sequential stream's window starts at one block and doubles each time the reader has read as
+much as the window, up to ``s3_max_window``; forward jumps within the window are served by the
+data already in flight.
+Both: a read far from where the previous one ended resets the stream, so random readers
+(samtools region queries) get no read-ahead. Small jumps are tolerated, because the kernel issues
+its own readahead requests concurrently and they can arrive slightly out of order (Mountpoint
+tolerates 16 MiB forward and 1 MiB back).
+All streams share one byte budget and a cap on how many streams prefetch at once, so 32 open
+files cannot multiply memory by 32 (https://github.com/awslabs/mountpoint-s3/issues/1326).
+A stream is charged for every unit of its window, whether that unit is still arriving or
+already cached and waiting for the reader, and a unit it gave up (a seek, a close) stays charged
+until its fetch has finished: what the budget bounds is every prefetched byte the readers have
+not reached yet, not only the fetches started by the latest read.
 """
 
 from __future__ import annotations
@@ -33,8 +37,14 @@ FORWARD_TOLERANCE = 16 << 20
 BACKWARD_TOLERANCE = 1 << 20
 
 
+def _near(next_offset: int, offset: int) -> bool:
+    return next_offset >= 0 and next_offset - BACKWARD_TOLERANCE <= offset <= next_offset + FORWARD_TOLERANCE
+
+
 @dataclass
 class StreamState:
+    """A stream on the parts plane: its window in parts."""
+
     next_offset: int = -1
     in_order: int = 0
     depth: int = 0
@@ -42,12 +52,10 @@ class StreamState:
     consumed_in_part: int = 0
     since_growth: int = 0
 
-    def observe(self, offset: int, size: int, layout: FileLayout, max_depth: int) -> list[int]:
+    def observe(self, offset: int, size: int, layout: FileLayout, max_depth: int, growth: int) -> list[int]:
         """Records a read and returns the part numbers that should be fetched ahead of it."""
-        part = offset // layout.part_size + 1
-        near = self.next_offset >= 0 and (
-            self.next_offset - BACKWARD_TOLERANCE <= offset <= self.next_offset + FORWARD_TOLERANCE
-        )
+        part = layout.part_of(offset)
+        near = _near(self.next_offset, offset)
         if near:
             self.in_order += 1
         else:
@@ -65,14 +73,44 @@ class StreamState:
         if self.depth == 0 and near and (self.in_order >= 2 or halfway):
             self.depth = 1
             self.since_growth = 0
-        elif self.depth and near and self.since_growth * 4 >= layout.part_size:
+        elif self.depth and near and self.since_growth >= min(growth, layout.part_size // 4):
             self.depth = min(self.depth * 2, max_depth)
             self.since_growth = 0
         last = min(layout.total_parts, part + self.depth)
         return list(range(part + 1, last + 1))
 
 
-#: One part of one file: (the file's cache key, part number).
+@dataclass
+class RangeStream:
+    """A stream on the S3 plane: its window in blocks beyond the one being read."""
+
+    next_offset: int = -1
+    in_order: int = 0
+    window: int = 0
+    since_growth: int = 0
+
+    def observe(self, offset: int, size: int, block_size: int, blocks: int, max_window: int) -> list[int]:
+        """Records a read and returns the blocks that should be fetched ahead of it."""
+        near = _near(self.next_offset, offset)
+        if near:
+            self.in_order += 1
+        else:
+            self.in_order = 0
+            self.window = 0
+            self.since_growth = 0
+        self.next_offset = max(self.next_offset, offset + size) if near else offset + size
+        self.since_growth += size
+        if self.window == 0 and near and self.in_order >= 2:
+            self.window = 1
+            self.since_growth = 0
+        elif self.window and near and self.since_growth >= self.window * block_size:
+            self.window = min(self.window * 2, max(1, max_window // block_size))
+            self.since_growth = 0
+        block = (offset + size - 1) // block_size
+        return list(range(block + 1, min(blocks, block + 1 + self.window)))
+
+
+#: One unit of one file: (the file's cache key and plane, part or block number).
 PartRef = tuple[Hashable, int]
 
 

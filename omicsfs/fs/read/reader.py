@@ -1,5 +1,5 @@
 """THE READ PATH, from ``open`` to bytes: which files may be opened, and each read through the
-block cache with read-ahead.
+block cache with read-ahead on the file's data plane (parts, or S3 ranged GETs).
 
 Only ACTIVE read sets and references can be read. Before refusing a read set that the listing
 shows otherwise, the reader asks the service once more (an activation may just have finished);
@@ -18,8 +18,9 @@ from omicsfs.config import MountConfig
 from omicsfs.fs.catalog import Catalog
 from omicsfs.fs.errors import FsError
 from omicsfs.fs.read.blockcache import BlockCache
+from omicsfs.fs.read.fetch import Plane
 from omicsfs.fs.read.files import CachedFile, cached_file
-from omicsfs.fs.read.readahead import ReadAheadBudget, StreamState
+from omicsfs.fs.read.readahead import RangeStream, ReadAheadBudget, StreamState
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,10 @@ class Reader:
     def __init__(self, catalog: Catalog, cache: BlockCache, config: MountConfig) -> None:
         self.catalog = catalog
         self.cache = cache
-        self.max_depth = config.read_ahead.max_depth
+        self.read_ahead = config.read_ahead
+        self.block_size = config.cache.block_size
         self.budget = ReadAheadBudget(
-            config.read_ahead_budget, config.read_ahead.max_streams, arriving=cache.part_arriving
+            config.read_ahead_budget, config.read_ahead.max_streams, arriving=cache.arriving
         )
         self._refusals: set[tuple[str, str]] = set()
 
@@ -46,9 +48,10 @@ class Reader:
             summary = await self.catalog.current_read_set(summary)
         if summary.status != Status.ACTIVE:
             raise self._refusal(summary)
-        cached = await cached_file(self.catalog, summary, file)
+        cached = await cached_file(self.catalog, summary, file, self.block_size)
         if cached is None:
             raise FsError(errno.ENOENT, f"{summary.id} has no {file} file")
+        await self.cache.planes.choose(cached)
         return cached
 
     def _refusal(self, summary: Summary) -> FsError:
@@ -67,14 +70,37 @@ class Reader:
         return FsError(errno.EACCES, f"{what} {summary.id} is {summary.status}")
 
     async def read(
-        self, stream_id: int, stream: StreamState, file: CachedFile, offset: int, size: int
-    ) -> bytes | memoryview:
-        layout = file.layout
-        if offset < layout.content_length:
-            window = stream.observe(offset, size, layout, self.max_depth)
-            for part in self.budget.grant(stream_id, file.key, window, layout.part_length):
-                self.cache.ensure_fetch(file, part, prefetch=True)
+        self,
+        stream_id: int,
+        stream: StreamState,
+        ranges: RangeStream,
+        file: CachedFile,
+        offset: int,
+        size: int,
+    ) -> bytes | bytearray | memoryview:
+        if offset < file.size:
+            self._read_ahead(stream_id, stream, ranges, file, offset, size)
         return await self.cache.read_buffer(file, offset, size)
+
+    def _read_ahead(
+        self,
+        stream_id: int,
+        stream: StreamState,
+        ranges: RangeStream,
+        file: CachedFile,
+        offset: int,
+        size: int,
+    ) -> None:
+        config = self.read_ahead
+        if self.cache.planes.reads_s3(file):
+            window = ranges.observe(offset, size, file.block_size, file.blocks, config.s3_max_window)
+            granted = self.budget.grant(stream_id, (Plane.S3, file.key), window, file.block_length)
+            if granted:
+                self.cache.ensure_blocks(file, granted[0], granted[-1] + 1, prefetch=True)
+            return
+        parts = stream.observe(offset, size, file.layout, config.max_depth, config.growth_bytes)
+        for part in self.budget.grant(stream_id, (Plane.PARTS, file.key), parts, file.layout.part_length):
+            self.cache.ensure_part(file, part, prefetch=True)
 
     def closed(self, stream_id: int) -> None:
         self.budget.release(stream_id)

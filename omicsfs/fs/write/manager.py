@@ -134,8 +134,12 @@ class WriteManager:
                 f"{file_name!r} is not a read set file name: use NAME.bam, NAME.cram, NAME.fastq.gz, "
                 f"NAME.fastq or NAME_1/_2.fastq.gz (indexes are built by the service){hint}",
             )
-        if not name.read_set_name or len(name.read_set_name) > MAX_NAME:
+        if not name.read_set_name:
             raise FsError(errno.EINVAL, f"read set names have 1 to {MAX_NAME} characters: {file_name!r}")
+        if len(name.read_set_name) > MAX_NAME:  # refused, never cut (SEMANTICS.md, "Names")
+            raise FsError(
+                errno.ENAMETOOLONG, f"read set names have at most {MAX_NAME} characters: {file_name!r}"
+            )
         context = {folder.group: folder.value} if isinstance(folder, GroupFolder) else {}
         group = self._group_for(folder.store_id, name, context)
         source = "SOURCE2" if name.mate == 2 else "SOURCE1"
@@ -196,11 +200,17 @@ class WriteManager:
         config = self.config
         sample = header.sample or group.folder.get("sample") or config.sample_id or group.read_set_name
         subject = group.folder.get("subject") or config.subject_id or sample
+        for field_name, value in (("sampleId", sample), ("subjectId", subject)):
+            if len(value) > MAX_NAME:  # a header's @RG SM: refused, never cut
+                raise FsError(
+                    errno.EINVAL,
+                    f"{field_name} {value[:40]!r}... has {len(value)} characters (at most {MAX_NAME})",
+                )
         fields: dict[str, Any] = {
             "sourceFileType": str(header.file_type),
             "name": group.read_set_name,
-            "sampleId": sample[:MAX_NAME],
-            "subjectId": subject[:MAX_NAME],
+            "sampleId": sample,
+            "subjectId": subject,
             "tags": {MOUNT_TAG: self.owner[:256], SESSION_TAG: self.session, UPLOAD_TAG: group.token},
         }
         if header.file_type in (FileType.BAM, FileType.CRAM):

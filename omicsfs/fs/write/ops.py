@@ -38,7 +38,7 @@ from omicsfs.fs.stats import Stats
 from omicsfs.fs.tasks import TaskGroup
 from omicsfs.fs.write import progress
 from omicsfs.fs.write.group import UploadGroup, UploadState
-from omicsfs.fs.write.manager import OpenFile, WritableFolder, WriteManager
+from omicsfs.fs.write.manager import MAX_NAME, OpenFile, WritableFolder, WriteManager
 from omicsfs.fs.write.recovery import abort_orphans
 from omicsfs.fs.write.references import Candidate, ReferenceIndex
 from omicsfs.fs.write.writer import WriterState
@@ -139,6 +139,10 @@ class WriteOps:
         folder = self.namespace.folder(parent)
         if not isinstance(folder, GroupsFolder):
             raise FsError(errno.EPERM, "folders can only be made in by-sample/ and by-subject/")
+        if len(name) > MAX_NAME:  # the folder names the sampleId or subjectId: never cut it
+            raise FsError(
+                errno.ENAMETOOLONG, f"{folder.group} IDs have at most {MAX_NAME} characters: {name!r}"
+            )
         if name in await self.namespace.children(folder):
             raise FsError(errno.EEXIST, f"{name} exists")
         made = GroupFolder(folder.store_id, folder.group, name)

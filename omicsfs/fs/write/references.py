@@ -80,7 +80,9 @@ class ReferenceIndex:
                     continue
                 contigs = self._contigs.get(reference.id)
                 if contigs is None:
-                    index = await cached_file(self.catalog, reference, StoredFile.INDEX)
+                    index = await cached_file(
+                        self.catalog, reference, StoredFile.INDEX, self.cache.block_size
+                    )
                     if index is None:
                         continue
                     data = await self.cache.read(index, 0, index.layout.content_length)

@@ -43,7 +43,8 @@ async def list_read_sets(svc: Service, call: Call, params: dict[str, Any]) -> di
     store = svc.require("sequenceStore", params["sequenceStoreId"])
     wanted = dict(params.get("filter") or {})
     if wanted.get("referenceArn") == "":
-        # The pattern admits "" (digest §7.8): it selects read sets with no reference.
+        # The pattern admits "": it selects read sets with no reference (docs/architecture.md,
+        # "Wire protocol" W6).
         wanted.pop("referenceArn")
         items = [d for d in svc.state.docs("readSet", store["id"]) if not d.get("referenceArn")]
     else:
