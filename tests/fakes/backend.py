@@ -13,7 +13,7 @@ Hooks:
 - ``drop(operation, times=1)``: the next ``times`` calls take effect, then their answer is lost
   (AmbiguousOutcome for Complete, TransportFailure otherwise), like the service's ``drop`` fault;
 - ``hold_parts()``: UploadReadSetPart waits at a gate (its body half read) until it is released;
-  ``part_seconds`` makes every part take that long (on the mock clock);
+  ``part_seconds`` / ``create_seconds`` make every part / Create take that long (mock clock);
 - ``calls``: how often each operation was called (successful or not).
 """
 
@@ -166,6 +166,7 @@ class FakeBackend:
         self.gate: Gate | None = None
         self.part_gate: PartGate | None = None
         self.part_seconds = 0.0
+        self.create_seconds = 0.0
         self.tags: dict[str, dict[str, str]] = {}  # ARN -> tags
         self._drops: Counter[str] = Counter()
         self._failures: list[tuple[str, Callable[[], BackendError], int]] = []
@@ -369,6 +370,8 @@ class FakeBackend:
 
     async def create_upload(self, store_id: str, fields: dict[str, Any]) -> str:
         upload_id = self._id()
+        if self.create_seconds:
+            await trio.sleep(self.create_seconds)  # the service's pacing of Create, say
         return await self._retried(
             "CreateMultipartReadSetUpload", lambda: self._create(upload_id, store_id, fields)
         )

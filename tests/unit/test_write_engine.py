@@ -142,6 +142,35 @@ async def test_shutdown_waits_for_a_complete_on_its_way(
     assert backend.uploads == {}
 
 
+@pytest.mark.trio
+async def test_an_upload_created_while_the_stop_aborts_it_is_aborted_too(
+    nursery: trio.Nursery, autojump_clock: MockClock
+) -> None:
+    backend = FakeBackend()
+    store = sequence_store(backend)
+    backend.create_seconds = 3.0  # Create is on its way when the stop comes
+    fs = rw(backend, nursery)
+    handle = await create(fs, COHORT, "late.fastq.gz")
+    failed: list[int] = []
+
+    async def write() -> None:
+        try:
+            await write_all(fs, handle, FASTQ_GZ[:PART])
+        except FsError as error:
+            failed.append(error.errno)
+
+    async with trio.open_nursery() as writing:
+        writing.start_soon(write)
+        await trio.testing.wait_all_tasks_blocked()
+        assert fs.writes is not None
+        writing.start_soon(fs.writes.shutdown)
+    fs.release(handle)
+    assert failed == [errno.EIO]
+    assert backend.calls["CreateMultipartReadSetUpload"] == 1
+    assert backend.uploads == {}  # what the Create made was aborted, not left listed
+    assert backend.objects[store] == {}
+
+
 # -- errnos after close and errors -------------------------------------------------------------
 
 
