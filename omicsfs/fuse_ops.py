@@ -279,6 +279,10 @@ class OmicsOperations(pyfuse3.Operations):
     async def setxattr(
         self, inode: pyfuse3.InodeT, name: pyfuse3.XAttrNameT, value: bytes, ctx: pyfuse3.RequestContext
     ) -> None:
+        if name.startswith(b"system.posix_acl_"):
+            # No ACLs here: ENOTSUP makes cp -p / cp -a fall back to chmod, a no-op on a file
+            # this mount wrote (FileSystem.setattr); EPERM would fail them.
+            raise pyfuse3.FUSEError(errno.ENOTSUP)
         await self._refuse("setxattr", inode)
 
     async def removexattr(

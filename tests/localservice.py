@@ -31,8 +31,10 @@ TEST_ENV = {
 class RunningService(ServiceProcess):
     """``omicsfs serve`` with test settings: small parts so small files span many parts."""
 
-    def __init__(self, data_dir: Path, *extra: str, part_size: int = 65536) -> None:
-        super().__init__(data_dir, *extra, part_size=part_size, processing_delay=0.05)
+    def __init__(
+        self, data_dir: Path, *extra: str, part_size: int = 65536, processing_delay: float = 0.05
+    ) -> None:
+        super().__init__(data_dir, *extra, part_size=part_size, processing_delay=processing_delay)
         self.s3_root = data_dir / "s3"
 
     def stop(self, sig: int = signal.SIGTERM) -> int:

@@ -66,6 +66,12 @@ class TransportFailure(BackendError):
     retryable = True
 
 
+class AmbiguousOutcome(BackendError):
+    """A call that changes state failed in a way that leaves unknown whether it took effect (the
+    connection dropped, or a 5xx, after the request was sent). Never retried blindly: the caller
+    must ask the service what happened (fs/write/reconcile.py does for Complete)."""
+
+
 _CODE_CLASSES: dict[str, type[BackendError]] = {
     "ResourceNotFoundException": NotFound,
     "NoSuchKey": NotFound,

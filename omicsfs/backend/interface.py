@@ -43,6 +43,16 @@ class PartBody(Protocol):
     def close(self) -> None: ...
 
 
+class PartProgress:
+    """Bytes of one part request sent so far. ``sent`` is set from the HTTP client's worker
+    thread (a plain attribute store, atomic under the GIL) and read on the trio thread."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+
 class Backend(Protocol):
     stats: BackendStats
     #: Held for a part fetch's whole life: each open body pins one pooled connection.
@@ -74,9 +84,26 @@ class Backend(Protocol):
     # -- uploads and deletion --
     async def create_upload(self, store_id: str, fields: dict[str, Any]) -> str: ...
     async def upload_part(
-        self, store_id: str, upload_id: str, source: str, number: int, payload: bytes
-    ) -> str: ...
-    async def complete_upload(self, store_id: str, upload_id: str, parts: list[dict[str, Any]]) -> str: ...
+        self, store_id: str, upload_id: str, source: str, number: int, payload: bytes,
+        progress: PartProgress | None = None,
+    ) -> str:  # fmt: skip
+        """Uploads one part (retried); ``progress.sent`` follows the bytes of the current attempt
+        as the HTTP client reads them, so progress views move smoothly, not part by part."""
+        ...
+
+    async def complete_upload(self, store_id: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
+        """One Complete; only throttling is retried (the service did nothing). A failure that
+        leaves unknown whether the read set was made raises AmbiguousOutcome."""
+        ...
+
+    async def find_read_sets(self, store_id: str, name: str) -> list[ReadSetSummary]:
+        """ListReadSets filtered by name (finding the read set an ambiguous Complete made)."""
+        ...
+
+    async def list_tags(self, arn: str) -> dict[str, str]:
+        """ListTagsForResource of a read set (or any resource) ARN."""
+        ...
+
     async def abort_upload(self, store_id: str, upload_id: str) -> None: ...
     async def list_uploads(self, store_id: str) -> list[UploadSummary]: ...
     async def delete_read_set(self, store_id: str, read_set_id: str) -> None: ...

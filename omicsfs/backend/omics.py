@@ -9,6 +9,7 @@ has a token bucket at the service's published quota, and every call shares one r
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
@@ -17,7 +18,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 
 from omicsfs.backend import retry
-from omicsfs.backend.errors import TransportFailure, classify, classify_item
+from omicsfs.backend.errors import (
+    AmbiguousOutcome,
+    ServiceFailure,
+    TransportFailure,
+    classify,
+    classify_item,
+)
+from omicsfs.backend.interface import PartProgress
 from omicsfs.backend.models import (
     FileLayout,
     JobKind,
@@ -94,6 +102,22 @@ class BotoPartBody:
                 self._body.close()  # a body left mid-way: its connection cannot be reused
         except Exception:  # closing a broken connection may raise; the pool drops it either way
             log.debug("closing a part body failed", exc_info=True)
+
+
+class CountingPayload(io.BytesIO):
+    """A part body botocore reads in chunks as it sends them; each read moves ``progress.sent``,
+    so a progress view counts bytes as they leave rather than a whole part at its end. Retries
+    make a fresh one: ``sent`` starts again at 0 with the attempt."""
+
+    def __init__(self, data: bytes, progress: PartProgress) -> None:
+        super().__init__(data)
+        self._progress = progress
+        progress.sent = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self._progress.sent = self.tell()
+        return chunk
 
 
 class OmicsBackend:
@@ -306,30 +330,57 @@ class OmicsBackend:
         return str(_require(await self._control(operation, call), "uploadId", operation))
 
     async def upload_part(
-        self, store_id: str, upload_id: str, source: str, number: int, payload: bytes
-    ) -> str:
+        self, store_id: str, upload_id: str, source: str, number: int, payload: bytes,
+        progress: PartProgress | None = None,
+    ) -> str:  # fmt: skip
         """Uploads one part (retried: re-uploading a part number replaces it); returns its checksum."""
         operation = "UploadReadSetPart"
-        call = partial(
-            self.client.upload_read_set_part, sequenceStoreId=store_id, uploadId=upload_id,
-            partSource=source, partNumber=number, payload=payload,  # type: ignore[arg-type]
-        )  # fmt: skip
+        counter = progress if progress is not None else PartProgress()
 
         async def once() -> str:
+            call = partial(
+                self.client.upload_read_set_part, sequenceStoreId=store_id, uploadId=upload_id,
+                partSource=source, partNumber=number,  # type: ignore[arg-type]
+                payload=CountingPayload(payload, counter),
+            )  # fmt: skip
             response: Raw = await self._once(operation, call, self._data_limiter)
             return str(_require(response, "checksum", operation))
 
         checksum = await self.retrying(operation, once)
+        counter.sent = len(payload)
         self.stats.bytes_uploaded += len(payload)
         return checksum
 
     async def complete_upload(self, store_id: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
+        """One Complete: a lost answer or a 5xx may hide a read set that was made, so those are
+        AmbiguousOutcome (not retried here); throttling is retried, the service did nothing."""
         operation = "CompleteMultipartReadSetUpload"
         call = partial(
             self.client.complete_multipart_read_set_upload, sequenceStoreId=store_id, uploadId=upload_id,
             parts=parts,  # type: ignore[arg-type]
         )  # fmt: skip
-        return str(_require(await self._control(operation, call), "readSetId", operation))
+
+        async def once() -> str:
+            try:
+                response: Raw = await self._once(operation, call, self._control_limiter)
+                return str(_require(response, "readSetId", operation))
+            except (TransportFailure, ServiceFailure) as error:
+                raise AmbiguousOutcome(operation, error.message, error.code, error.request_id) from error
+
+        return await self.retrying(operation, once)
+
+    async def find_read_sets(self, store_id: str, name: str) -> list[ReadSetSummary]:
+        raw = await self._paginate(
+            "ListReadSets", self.client.list_read_sets, "readSets", sequenceStoreId=store_id,
+            filter={"name": name},
+        )  # fmt: skip
+        return [_read_set(item, store_id) for item in raw]
+
+    async def list_tags(self, arn: str) -> dict[str, str]:
+        raw = await self._control(
+            "ListTagsForResource", partial(self.client.list_tags_for_resource, resourceArn=arn)
+        )
+        return {str(key): str(value) for key, value in (raw.get("tags") or {}).items()}
 
     async def abort_upload(self, store_id: str, upload_id: str) -> None:
         call = partial(

@@ -27,8 +27,9 @@ from omicsfs.daemon.checks import Target, check_endpoint_url, check_fuse, check_
 from omicsfs.daemon.detach import start_daemon
 from omicsfs.daemon.errors import MountError
 from omicsfs.daemon.logs import LogDestination, choose_destination, configure_logging
-from omicsfs.daemon.mounttable import UnmountError, unmount
+from omicsfs.daemon.mounttable import UnmountError
 from omicsfs.daemon.run import fuse_options, run_foreground
+from omicsfs.daemon.stop import unmount_or_stop
 from omicsfs.fs.write.manager import MAX_NAME
 
 
@@ -259,7 +260,7 @@ def daemon_argv(argv: list[str]) -> list[str]:
 
 def run_unmount(args: argparse.Namespace) -> int:
     try:
-        unmount(str(args.mountpoint.resolve()))
+        unmount_or_stop(str(args.mountpoint.resolve()))  # a busy mount: its daemon is stopped
     except UnmountError as exc:
         print(f"omicsfs unmount: {exc}", file=sys.stderr)
         return 1

@@ -2,7 +2,9 @@
 
 Reading the file through the mount (rather than a socket) needs no extra port or permission: who
 can see the mount can see its counters. ``--watch`` redraws every ``--interval`` seconds with a
-progress bar per upload in flight.
+progress bar per upload in flight (bytes as they leave, rate, time left, parts), a total across
+uploads, and the uploads that ended in the last minutes with their read set or error, the way
+``rclone copy -P`` shows a transfer (fs/write/progress.py makes that part of the document).
 """
 
 from __future__ import annotations
@@ -52,17 +54,67 @@ def render(stats: dict[str, Any]) -> str:
         + "; errors by errno "
         + (", ".join(f"{k} {v}" for k, v in sorted(stats.get("errors_by_errno", {}).items())) or "none")
     )
-    uploads = stats.get("uploads", {})
-    lines.append(f"uploads: {uploads.get('completed', 0)} completed, {uploads.get('aborted', 0)} aborted")
-    for name, progress in sorted(uploads.get("in_flight", {}).items()):
-        if not isinstance(progress, dict):
-            progress = {"written_bytes": progress, "uploaded_bytes": 0}
-        written, uploaded = progress.get("written_bytes", 0), progress.get("uploaded_bytes", 0)
-        filled = BAR if written == 0 else min(BAR, BAR * uploaded // max(written, 1))
-        lines.append(
-            f"  {name} [{'#' * filled}{'.' * (BAR - filled)}] {_mib(uploaded)} of {_mib(written)} written"
-        )
+    lines += render_uploads(stats.get("uploads", {}))
     return "\n".join(lines) + "\n"
+
+
+def _rate(value: Any) -> str:
+    return f"{_mib(int(value))}/s" if isinstance(value, int | float) and value > 0 else "-/s"
+
+
+def _eta(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "ETA -"
+    seconds = round(value)
+    if seconds >= 3600:
+        return f"ETA {seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"ETA {seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"ETA {seconds}s"
+
+
+def _parts(count: Any) -> str:
+    return f"{count} part{'' if count == 1 else 's'}"
+
+
+def render_uploads(uploads: dict[str, Any]) -> list[str]:
+    """The uploads section: totals, a bar per file in flight, then the ones that ended lately."""
+    in_flight = uploads.get("in_flight", {})
+    total = uploads.get("total", {})
+    head = f"uploads: {uploads.get('completed', 0)} completed, {uploads.get('aborted', 0)} aborted"
+    if in_flight:
+        head += (
+            f"; {len(in_flight)} in flight: {_mib(total.get('uploaded_bytes', 0))} of "
+            f"{_mib(total.get('stored_bytes', 0))} uploaded, {_rate(total.get('rate_bytes_per_second'))}, "
+            f"{_eta(total.get('eta_seconds'))}, {_parts(total.get('parts_done', 0))}"
+        )
+    lines = [head]
+    for name, progress in sorted(in_flight.items()):
+        if not isinstance(progress, dict):
+            progress = {"written_bytes": progress}
+        written = progress.get("written_bytes", 0)
+        stored = progress.get("stored_bytes", written)
+        uploaded = progress.get("uploaded_bytes", 0)
+        filled = BAR if stored == 0 else min(BAR, BAR * uploaded // max(stored, 1))
+        lines.append(
+            f"  {name} [{'#' * filled}{'.' * (BAR - filled)}] {_mib(uploaded)} of {_mib(stored)} uploaded, "
+            f"{_mib(written)} written, {_rate(progress.get('rate_bytes_per_second'))}, "
+            f"{_eta(progress.get('eta_seconds'))}, {_parts(progress.get('parts_done', 0))}"
+            f" ({progress.get('state', 'writing')})"
+        )
+    recent = uploads.get("recent", [])
+    if recent:
+        lines.append("ended lately:")
+    for item in recent:
+        files = ", ".join(item.get("files", []))
+        when = item.get("ended", "")
+        if item.get("read_set_id"):
+            outcome = f"read set {item['read_set_id']} {item.get('status', '')}"
+        else:
+            outcome = f"FAILED, nothing kept: {item.get('error') or 'unknown error'}"
+        lines.append(
+            f"  {when} {files} -> {outcome} ({_mib(item.get('uploaded_bytes', 0))} in "
+            f"{item.get('seconds', 0)}s)"
+        )
+    return lines
 
 
 def run_stats(args: argparse.Namespace) -> int:

@@ -4,6 +4,19 @@ This is where the parts meet: the boto3 client and backend, the persisted metada
 tier under ``--cache-dir``, the filesystem (omicsfs/fs/), the pyfuse3 adapter (fuse_ops.py) and
 the signal handlers. Everything here runs inside the daemon process; the checks that run in the
 user's process before it starts are in checks.py.
+
+Stopping (SIGINT, SIGTERM, or ``omicsfs unmount`` of a busy mount, which sends SIGTERM) happens
+in an order that cannot hang (SEMANTICS.md, "Unmounting with writers"):
+1. the write engine stops while the FUSE loop still answers: no new files, uploads still being
+   written are aborted and their writers get EIO at once (also those waiting for a part slot),
+   Completes on their way finish, lone ``_1`` mates are completed;
+2. the kernel notifications queued by that are sent, then no more are (invalidation.py);
+3. the FUSE loop is told to end; it finishes the requests it is handling;
+4. the session is closed and unmounted: requests the kernel still queues fail with ENOTCONN.
+Steps 1-2 are bounded by ``SHUTDOWN_SECONDS``; what is left then (a service that stopped
+answering) is aborted by the next mount of the same folder (fs/write/recovery.py).
+A plain ``fusermount3 -u`` succeeds only when nothing is open, so the loop ends first and step 1
+then only completes lone mates.
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ from omicsfs.backend.s3 import S3Backend, make_s3_client
 from omicsfs.config import DataPlane, MountConfig
 from omicsfs.daemon.checks import Target
 from omicsfs.daemon.errors import MountError
+from omicsfs.daemon.invalidation import KernelNotifier
 from omicsfs.daemon.memory import map_large_blocks_individually
 from omicsfs.daemon.sdnotify import notify
 from omicsfs.daemon.signals import handle_signals
@@ -58,16 +72,32 @@ def _raise_readahead(mountpoint: str) -> None:
         log.debug("could not raise kernel readahead on %s: %s", mountpoint, exc)
 
 
-def _invalidate(parent: int, name: str, deleted: int | None) -> None:
-    """Drops ``name`` from the kernel's cache; with ``deleted`` (an inode) also marks that inode
-    deleted (its link count goes to 0), which is only right when the node is gone for good."""
-    try:
-        pyfuse3.invalidate_entry_async(
-            pyfuse3.InodeT(parent), pyfuse3.FileNameT(os.fsencode(name)),
-            deleted=pyfuse3.InodeT(deleted or 0), ignore_enoent=True,
-        )  # fmt: skip
-    except Exception:  # the kernel may already have dropped it
-        log.debug("invalidating %s failed", name, exc_info=True)
+#: Longest the write engine may take to settle at a stop: the Completes on their way, then one
+#: paced Abort per open upload (about one a second; every upload at once, the pacing spreads them).
+SHUTDOWN_SECONDS = 60.0
+#: Longest the kernel may take to accept the invalidations queued by the stop.
+NOTIFY_DRAIN_SECONDS = 10.0
+
+
+async def _settle_writes(fs: FileSystem) -> None:
+    if fs.writes is None:
+        return
+    with trio.move_on_after(SHUTDOWN_SECONDS) as scope:
+        await fs.writes.shutdown()
+    if scope.cancelled_caught:
+        log.error("uploads did not settle within %.0fs; the next mount at this folder aborts what is "
+                  "left", SHUTDOWN_SECONDS)  # fmt: skip
+
+
+async def _stop_when_asked(stop: trio.Event, fs: FileSystem, notifier: KernelNotifier) -> None:
+    """Steps 1-3 of the module docstring, while the FUSE loop still answers requests."""
+    await stop.wait()
+    writing = fs.writes.manager.files if fs.writes is not None else {}
+    log.info("unmounting%s", f": {len(writing)} file(s) still being written are aborted" if writing else "")
+    await _settle_writes(fs)
+    await notifier.drain(NOTIFY_DRAIN_SECONDS)
+    notifier.close()
+    pyfuse3.terminate()
 
 
 async def run_filesystem(
@@ -98,9 +128,10 @@ async def run_filesystem(
     if config.cache.disk_dir is not None:
         disk = DiskTier(config.cache.disk_dir, config.cache.disk_bytes, config.cache.block_size)
         await trio.to_thread.run_sync(disk.scan)
+    notifier = KernelNotifier()
     fs = FileSystem(
-        config, backend, stats, mountpoint=mountpoint, invalidate=_invalidate, disk=disk, metastore=metastore,
-        s3=s3,
+        config, backend, stats, mountpoint=mountpoint, invalidate=notifier.entry, disk=disk,
+        metastore=metastore, invalidate_inode=notifier.inode, s3=s3,
     )  # fmt: skip
     operations = OmicsOperations(fs, stats)
     budget = config.read_ahead_budget
@@ -121,14 +152,19 @@ async def run_filesystem(
             fs.tasks.attach(nursery)
             if fs.writes is not None:
                 fs.tasks.start(fs.writes.clean_up_orphans)
-            await nursery.start(handle_signals, fs.catalog)  # handlers are in place before we say ready
+            stop = trio.Event()
+            await nursery.start(handle_signals, fs.catalog, stop.set)  # in place before we say ready
+            nursery.start_soon(_stop_when_asked, stop, fs, notifier)
             threading.Thread(target=_raise_readahead, args=(mountpoint,), daemon=True).start()
             on_ready()
             await pyfuse3.main()
-            if fs.writes is not None:
-                await fs.writes.shutdown()
+            # The loop has ended (a stop, or the kernel unmounted): it answers nothing any more,
+            # so nothing may wait on the kernel from here on (invalidation.py).
+            notifier.close()
+            await _settle_writes(fs)
             nursery.cancel_scope.cancel()
     finally:
+        notifier.close()
         pyfuse3.close(unmount=True)
         metastore.close()
         log.info("unmounted %s", mountpoint)

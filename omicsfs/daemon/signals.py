@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 
 import pyfuse3
 import trio
@@ -19,8 +20,10 @@ log = logging.getLogger(__name__)
 
 
 async def handle_signals(
-    catalog: Catalog, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-) -> None:
+    catalog: Catalog, stop: Callable[[], None] = pyfuse3.terminate,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:  # fmt: skip
+    """``stop`` is called on SIGINT/SIGTERM: the daemon's orderly stop (run.py)."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2) as signals:
         task_status.started()
         configured = logging.getLogger().level
@@ -35,5 +38,5 @@ async def handle_signals(
                 catalog.expire_listings()
                 continue
             log.info("signal %d: unmounting", signum)
-            pyfuse3.terminate()
+            stop()
             return

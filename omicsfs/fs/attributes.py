@@ -5,6 +5,12 @@ carry. ``readdir`` therefore answers with placeholders the kernel must not cache
 (KernelCacheConfig.placeholder_attr_timeout) and the first real ``stat`` in a folder that was
 just listed fetches every sibling's metadata at once, paced by the backend, so ``ls -l`` costs
 one concurrent sweep rather than one call per file in sequence (docs/architecture.md, "Listings").
+
+A read set that is not ACTIVE may have no layout yet (still processing, or failed in processing):
+its files are listed all the same, with the bytes this mount wrote (or 0), and the kernel does
+not keep their attributes, since the size changes once the service has processed them
+(SEMANTICS.md, "After close"). A file this mount just wrote answers, under the inode the kernel
+has for it, as the read set file it became.
 """
 
 from __future__ import annotations
@@ -67,6 +73,9 @@ class Attributes:
             case WritingFile():
                 if self.writes is None:
                     raise FsError(errno.ENOENT)
+                made = self.writes.made(node)
+                if made is not None:  # closed: the inode answers as the read set file it became
+                    return await self._object_file(made, ino, placeholder)
                 return self.writes.attr(node, ino)
             case StatsFile():
                 # Changes all the time: never cached; opened with direct I/O, so reads are not
@@ -120,11 +129,28 @@ class Attributes:
             files = await self.catalog.files(summary)
             self.tree.note_files(summary, files)
         layout = files.files.get(node.file)
+        readable = summary.status == Status.ACTIVE
+        if layout is None and isinstance(summary, ReadSetSummary) and not readable:
+            # Still processing, or failed in processing: the service has no ``files`` yet (or
+            # ever). The file is there all the same, with the bytes this mount wrote, else 0.
+            layout = self.catalog.written_layout(summary.id, node.file)
+            size = layout.content_length if layout is not None else 0
+            return self.owner.attr(
+                ino, stat.S_IFREG | 0o444, size, summary.creation_time, self.config.listing_ttl,
+                attr_timeout=kernel.placeholder_attr_timeout,
+            )
         if layout is None:
             raise FsError(errno.ENOENT, f"{summary.id} has no {node.file} file")
-        timeout = kernel.immutable_timeout if summary.status == Status.ACTIVE else self.config.listing_ttl
+        if readable:
+            return self.owner.attr(
+                ino, stat.S_IFREG | 0o444, layout.content_length, summary.creation_time,
+                kernel.immutable_timeout,
+            )
+        # Not ACTIVE: the size may still change (a BAM gains the service's @CO line), so the
+        # kernel asks each time; answering costs no call within the listing TTL.
         return self.owner.attr(
-            ino, stat.S_IFREG | 0o444, layout.content_length, summary.creation_time, timeout
+            ino, stat.S_IFREG | 0o444, layout.content_length, summary.creation_time,
+            self.config.listing_ttl, attr_timeout=kernel.placeholder_attr_timeout,
         )
 
     async def _prefetch_siblings(self, node: ObjectFile) -> None:

@@ -5,7 +5,13 @@
   TTL of 0 (Mountpoint never caches LIST and its users' top complaints are about exactly that;
   docs/architecture.md, "Listings").
 - Read sets and references are immutable once ACTIVE, so their file layouts (sizes, part sizes)
-  are fetched at most once per validator and persisted (metastore.py).
+  are fetched at most once per validator and persisted (metastore.py). Layouts of objects that
+  are not ACTIVE (a read set still processing has no ``files`` yet) follow the listing TTL, so
+  the real sizes are picked up once it is ACTIVE; when a layout changes, ``on_change`` tells the
+  filesystem, which tells the kernel (SEMANTICS.md, "After close").
+- A read set this mount just made is known at once (``note_read_set``): it is added to the
+  store's listing, with the bytes written as its sizes until the service has its own, whatever
+  the listing TTL, and merged into later listings until the service lists it too.
 - Job details of finished jobs never change either; running jobs follow the listing TTL.
 Every fetch is single-flight: a hundred ``stat`` calls on one read set make one metadata call.
 Time is trio's clock, so the unit tests move it with ``trio.testing.MockClock``.
@@ -24,6 +30,7 @@ import trio
 from omicsfs.backend.errors import AccessDenied, NotFound
 from omicsfs.backend.interface import Backend
 from omicsfs.backend.models import (
+    FileLayout,
     JobKind,
     JobSummary,
     ObjectFiles,
@@ -45,6 +52,11 @@ T = TypeVar("T")
 #: Concurrent metadata fetches started for the siblings of a listed folder (``ls -l``); the
 #: token bucket in the backend keeps them under the service's quota.
 SIBLING_FETCH_CONCURRENCY = 8
+#: A read set this mount made is merged into listings that do not show it yet for this long
+#: (at least two listing TTLs): the service may list a new read set a moment after Complete.
+RECENT_GRACE = 120.0
+#: Called with the object and its new layout when a known layout changed (sizes, files).
+LayoutChanged = Callable[[Summary, ObjectFiles], None]
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,12 @@ class _Timed(Generic[T]):
 
 
 @dataclass
+class _KnownFiles:
+    files: ObjectFiles
+    fetched_at: float
+
+
+@dataclass
 class _JobDocument:
     fetched_at: float
     final: bool
@@ -89,6 +107,7 @@ class Catalog:
         sequence_store_ids: tuple[str, ...] = (),
         reference_store_ids: tuple[str, ...] = (),
         clock: Callable[[], float] = trio.current_time,
+        on_change: LayoutChanged | None = None,
     ) -> None:
         self.backend = backend
         self.metastore = metastore
@@ -97,7 +116,12 @@ class Catalog:
         self.clock = clock
         self._listings: dict[ListingKey, _Timed[Any]] = {}
         self._listing_flights: SingleFlight[ListingKey, _Timed[Any]] = SingleFlight()
-        self._files: dict[tuple[ObjectKind, str], ObjectFiles] = {}
+        self.on_change = on_change
+        self._files: dict[tuple[ObjectKind, str], _KnownFiles] = {}
+        #: Read sets made by this mount (store ID -> read set ID -> (summary, noted at)).
+        self._recent: dict[str, dict[str, tuple[ReadSetSummary, float]]] = {}
+        #: Sizes of what this mount wrote, per read set and file, until the service has its own.
+        self._written: dict[str, dict[str, FileLayout]] = {}
         self._file_flights: SingleFlight[tuple[ObjectKind, str], ObjectFiles] = SingleFlight()
         self._jobs: dict[JobKey, _JobDocument] = {}
         self._job_flights: SingleFlight[JobKey, bytes] = SingleFlight()
@@ -133,6 +157,48 @@ class Catalog:
         if timed is not None:
             timed.fetched_at = -float("inf")
 
+    def _with_recent(self, store_id: str, listed: dict[str, ReadSetSummary]) -> dict[str, ReadSetSummary]:
+        """A fresh listing plus the read sets this mount made that it does not show yet."""
+        recent = self._recent.get(store_id, {})
+        now = self.clock()
+        for read_set_id, (summary, noted_at) in list(recent.items()):
+            if read_set_id in listed or now - noted_at > max(RECENT_GRACE, 2 * self.listing_ttl):
+                del recent[read_set_id]
+            else:
+                listed[read_set_id] = summary
+        return listed
+
+    def note_read_set(self, summary: ReadSetSummary, written: dict[str, FileLayout]) -> None:
+        """The write engine made ``summary`` (status PROCESSING_UPLOAD) from ``written``: it is
+        listed from now on, with those sizes until the service reports its own."""
+        self._recent.setdefault(summary.store_id, {})[summary.id] = (summary, self.clock())
+        self._written[summary.id] = dict(written)
+        files = ObjectFiles(summary.validator, summary.status, dict(written))
+        self._files[(summary.kind, summary.id)] = _KnownFiles(files, self.clock())
+        timed = self._listings.get(ListingKey("objects", StoreKind.SEQUENCE, summary.store_id))
+        if timed is not None and summary.id not in timed.value:
+            timed.value[summary.id] = summary
+            self._versions += 1
+            timed.version = self._versions  # the folder's names are computed again
+
+    def written_layout(self, read_set_id: str, file: str) -> FileLayout | None:
+        """What this mount wrote as ``file`` of a read set the service has no layout for yet."""
+        return self._written.get(read_set_id, {}).get(file)
+
+    def known_store(self, kind: StoreKind, store_id: str) -> StoreSummary | None:
+        """The store as last listed, without a call."""
+        timed = self._listings.get(ListingKey("stores", kind))
+        for store in timed.value if timed is not None else []:
+            if store.id == store_id:
+                return store  # type: ignore[no-any-return]
+        return None
+
+    def known_read_set(self, store_id: str, read_set_id: str) -> ReadSetSummary | None:
+        """The read set as last listed or fetched, without a call."""
+        timed = self._listings.get(ListingKey("objects", StoreKind.SEQUENCE, store_id))
+        summary = timed.value.get(read_set_id) if timed is not None else None
+        return summary if isinstance(summary, ReadSetSummary) else None
+
     async def stores(self, kind: StoreKind) -> list[StoreSummary]:
         async def fetch() -> list[StoreSummary]:
             chosen = self.store_ids[kind]
@@ -160,7 +226,8 @@ class Catalog:
         """(listing version, read sets by ID). The version changes whenever the listing is refetched."""
 
         async def fetch() -> dict[str, ReadSetSummary]:
-            return {rs.id: rs for rs in await self.backend.list_read_sets(store_id)}
+            listed = {rs.id: rs for rs in await self.backend.list_read_sets(store_id)}
+            return self._with_recent(store_id, listed)
 
         timed = await self._listing(ListingKey("objects", StoreKind.SEQUENCE, store_id), fetch)
         return timed.version, timed.value
@@ -212,15 +279,19 @@ class Catalog:
     # -- file layouts (immutable metadata) ------------------------------------------------------
 
     def known_files(self, summary: Summary) -> ObjectFiles | None:
-        """The object's file layout if it is known without a call (memory or the disk cache)."""
+        """The object's file layout if it is known without a call (memory or the disk cache).
+        A layout of an object that is not ACTIVE is known for the listing TTL only."""
         key = (summary.kind, summary.id)
-        files = self._files.get(key)
-        if files is not None and files.validator == summary.validator:
-            return files
+        known = self._files.get(key)
+        fresh = known is not None and (
+            known.files.status == Status.ACTIVE or self.clock() - known.fetched_at < self.listing_ttl
+        )
+        if known is not None and fresh and known.files.validator == summary.validator:
+            return known.files
         if summary.status == Status.ACTIVE:
             files = self.metastore.get(summary.kind, summary.id, summary.validator)
             if files is not None:
-                self._files[key] = files
+                self._files[key] = _KnownFiles(files, self.clock())
                 return files
         return None
 
@@ -236,15 +307,20 @@ class Catalog:
                 _, files = await self.backend.get_read_set_metadata(summary.store_id, summary.id)
             else:
                 _, files = await self.backend.get_reference_metadata(summary.store_id, summary.id)
-            self._remember(summary.kind, summary.id, files)
+            self._remember(summary, files)
             return files
 
         return await self._file_flights.run(key, fetch)
 
-    def _remember(self, kind: ObjectKind, object_id: str, files: ObjectFiles) -> None:
-        self._files[(kind, object_id)] = files
+    def _remember(self, summary: Summary, files: ObjectFiles) -> None:
+        key = (summary.kind, summary.id)
+        previous = self._files.get(key)
+        self._files[key] = _KnownFiles(files, self.clock())
         if files.status == Status.ACTIVE:
-            self.metastore.put(kind, object_id, files)
+            self.metastore.put(summary.kind, summary.id, files)
+            self._written.pop(summary.id, None)
+        if previous is not None and self.on_change is not None and _sizes(previous.files) != _sizes(files):
+            self.on_change(summary, files)
 
     async def current_read_set(self, summary: ReadSetSummary) -> ReadSetSummary:
         """The read set as the service sees it now: used before refusing to open a non-ACTIVE one,
@@ -252,12 +328,20 @@ class Catalog:
         try:
             fresh, files = await self.backend.get_read_set_metadata(summary.store_id, summary.id)
         except NotFound:
+            self.forget_read_set(summary.store_id, summary.id)
             return summary
-        self._remember(ObjectKind.READ_SET, summary.id, files)
+        self._remember(fresh, files)
         listing = self._listings.get(ListingKey("objects", StoreKind.SEQUENCE, summary.store_id))
-        if listing is not None and summary.id in listing.value:
+        if listing is not None and summary.id in listing.value and listing.value[summary.id] != fresh:
             listing.value[summary.id] = fresh  # xattrs and later opens see the new status at once
+            self._versions += 1
+            listing.version = self._versions  # its files may differ now (an index once ACTIVE)
         return fresh
+
+    def forget_read_set(self, store_id: str, read_set_id: str) -> None:
+        """The read set is gone (deleted): no longer merged into listings as one this mount made."""
+        self._recent.get(store_id, {}).pop(read_set_id, None)
+        self._written.pop(read_set_id, None)
 
     async def prefetch_files(self, summaries: list[Summary]) -> None:
         """Fetches the layouts of many objects concurrently (``ls -l`` of a folder)."""
@@ -275,6 +359,10 @@ class Catalog:
         async with trio.open_nursery() as nursery:
             for summary in missing:
                 nursery.start_soon(one, summary)
+
+
+def _sizes(files: ObjectFiles) -> dict[str, int]:
+    return {name: layout.content_length for name, layout in files.files.items()}
 
 
 def _json_default(value: Any) -> str:

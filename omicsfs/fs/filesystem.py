@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 
 from omicsfs.backend.interface import Backend, ObjectStore
+from omicsfs.backend.models import ObjectFiles, ObjectKind, ReadSetSummary, Status, StoreKind, Summary
 from omicsfs.config import DataPlane, MountConfig
 from omicsfs.fs.attributes import Attributes
 from omicsfs.fs.attrs import Attr, Owner
@@ -23,12 +24,13 @@ from omicsfs.fs.contigs import ReferenceContigs
 from omicsfs.fs.errors import FsError
 from omicsfs.fs.handles import DirHandle, DocumentHandle, HandleTable, ReadHandle
 from omicsfs.fs.metastore import MetadataStore
-from omicsfs.fs.namespace import Invalidator, Namespace
+from omicsfs.fs.namespace import InodeInvalidator, Invalidator, Namespace
 from omicsfs.fs.nodes import (
     FOLDER_TYPES,
     LINK_TYPES,
     ContigFile,
     JobFile,
+    Node,
     ObjectFile,
     StatsFile,
     StoreFolder,
@@ -51,6 +53,9 @@ from omicsfs.fs.xattrs import job_xattrs, object_file_xattrs, store_xattrs
 
 log = logging.getLogger(__name__)
 
+#: Statuses of a read set just uploaded: opening one asks the service whether processing failed.
+_UPLOADED = (Status.PROCESSING_UPLOAD, Status.UPLOAD_FAILED)
+
 
 @dataclass(frozen=True)
 class AttrChange:
@@ -67,6 +72,7 @@ class FileSystem:
         self, config: MountConfig, backend: Backend, stats: Stats, *, mountpoint: str = "",
         invalidate: Invalidator | None = None, disk: DiskTier | None = None,
         metastore: MetadataStore | None = None, s3: ObjectStore | None = None,
+        invalidate_inode: InodeInvalidator | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.backend = backend
@@ -76,6 +82,7 @@ class FileSystem:
         self.catalog = Catalog(
             backend, self.metastore, listing_ttl=config.listing_ttl,
             sequence_store_ids=config.sequence_store_ids, reference_store_ids=config.reference_store_ids,
+            on_change=self._layout_changed,
         )  # fmt: skip
         planes = S3Plane(s3, config.data_plane, stats)
         self.cache = BlockCache(
@@ -89,7 +96,7 @@ class FileSystem:
             self.catalog, self.contigs, self.reader, owner, config.kernel, config.listing_ttl
         )
         self.tree = Tree(self.catalog, self.by_md5)
-        self.namespace = Namespace(self.tree, invalidate)
+        self.namespace = Namespace(self.tree, invalidate, invalidate_inode)
         self.writes: WriteOps | None = None
         if config.writes.enabled:
             references = ReferenceIndex(self.catalog, self.contigs)
@@ -111,6 +118,7 @@ class FileSystem:
             s3_listing,
         )
         self.handles = HandleTable()
+        self._failed_refusals: set[str] = set()
 
     @property
     def read_only(self) -> bool:
@@ -125,7 +133,22 @@ class FileSystem:
         """The errno for a mutation the mount never allows: EROFS read-only, EPERM read-write."""
         if self.writes is None:
             return FsError(errno.EROFS, f"{what}: the mount is read-only")
+        if what == "rename":
+            hint = "rsync: copy with --inplace, which writes the file under its own name"
+            return FsError(errno.EPERM, f"rename: read sets are immutable and cannot be renamed ({hint})")
         return FsError(errno.EPERM, f"{what}: read sets are immutable")
+
+    def _layout_changed(self, summary: Summary, files: ObjectFiles) -> None:
+        """The sizes of an object changed (a new read set is ACTIVE): the kernel drops what it
+        cached of its files' attributes, under every inode that shows them."""
+        kind = StoreKind.SEQUENCE if summary.kind is ObjectKind.READ_SET else StoreKind.REFERENCE
+        nodes: list[Node] = [ObjectFile(kind, summary.store_id, summary.id, name) for name in files.files]
+        if self.writes is not None:
+            nodes += self.writes.writing_nodes(summary.id)
+        for node in nodes:
+            ino = self.namespace.inodes.known(node)
+            if ino is not None:
+                self.namespace.changed(ino)
 
     # -- names and attributes -------------------------------------------------------------------
 
@@ -141,15 +164,25 @@ class FileSystem:
 
     async def setattr(self, ino: int, change: AttrChange) -> Attr:
         current = await self.getattr(ino)
+        node = self.namespace.node(ino)
         # Truncating a file being written to the size it already has (O_TRUNC on create) is the
-        # one attribute change that changes nothing.
-        if (
-            change.size == current.size
-            and not (change.mode or change.owner or change.times)
-            and isinstance(self.namespace.node(ino), WritingFile)
-        ):
-            return current
-        raise self.refuse("changing attributes (truncate, chmod, chown, utimes)")
+        # one size change that changes nothing.
+        if change.size is not None and not (change.size == current.size and isinstance(node, WritingFile)):
+            raise self.refuse("changing attributes (truncate, chmod, chown, utimes)")
+        if (change.mode or change.owner or change.times) and not self._wrote(node):
+            raise self.refuse("changing attributes (truncate, chmod, chown, utimes)")
+        # Setting the times, mode or owner of a file this mount wrote (cp -p, cp -a, rsync -t,
+        # rclone after copying) is a no-op that succeeds, as utimes is on Mountpoint and rclone
+        # mount: a read set keeps its creation time, mode 0444 and the mount's owner
+        # (SEMANTICS.md, "After close").
+        return current
+
+    def _wrote(self, node: Node) -> bool:
+        if self.writes is None:
+            return False
+        if isinstance(node, WritingFile):
+            return True
+        return isinstance(node, ObjectFile) and self.writes.made_here(node)
 
     async def readlink(self, ino: int) -> str:
         node = self.namespace.node(ino)
@@ -199,7 +232,10 @@ class FileSystem:
         """Returns (handle, keep_cache); keep_cache False means direct I/O for live documents."""
         node = self.namespace.node(ino)
         if isinstance(node, WritingFile):
-            raise FsError(errno.EPERM, "the file is being written; it opens once it is a read set")
+            made = self.writes.made(node) if self.writes is not None else None
+            if made is None:
+                raise FsError(errno.EPERM, "the file is being written; it opens once it is a read set")
+            node = made  # closed: opens as the read set it became
         if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
             raise self.refuse("opening a read set for writing")
         match node:
@@ -211,11 +247,25 @@ class FileSystem:
                 return self.handles.add(DocumentHandle(ino, self.stats_document())), False
             case ObjectFile():
                 summary = await self.attributes.summary(node)
+                if isinstance(summary, ReadSetSummary) and summary.status in _UPLOADED:
+                    summary = await self.catalog.current_read_set(summary)  # failed since listed?
+                if summary.status == Status.UPLOAD_FAILED:
+                    raise self._upload_failed(summary)
                 cached = await self.reader.open(summary, node.file)
                 return self.handles.add(ReadHandle(ino, cached)), True
             case ContigFile():
                 return self.handles.add(await self.by_md5.open(node, ino)), True
         raise FsError(errno.EISDIR if isinstance(node, FOLDER_TYPES) else errno.EINVAL)
+
+    def _upload_failed(self, summary: Summary) -> FsError:
+        """A read set whose upload failed in processing has no data: EACCES, and one log line
+        per read set saying why (the service's statusMessage)."""
+        message = summary.status_message if isinstance(summary, ReadSetSummary) else ""
+        if summary.id not in self._failed_refusals:
+            self._failed_refusals.add(summary.id)
+            log.warning("refusing to open read set %s (%s): its upload failed in processing, so it has "
+                        "no data: %s", summary.id, summary.name, message or "no reason given")  # fmt: skip
+        return FsError(errno.EACCES, f"read set {summary.id} is UPLOAD_FAILED: {message}")
 
     async def read(self, handle: int, offset: int, size: int) -> bytes | bytearray | memoryview:
         match self.handles.get(handle):
@@ -266,7 +316,10 @@ class FileSystem:
         return stats_document(self.stats, self.cache, self.reader.budget, self.writes)
 
     async def xattrs(self, ino: int) -> dict[str, str]:
-        match self.namespace.node(ino):
+        node = self.namespace.node(ino)
+        if isinstance(node, WritingFile) and self.writes is not None:
+            node = self.writes.made(node) or node
+        match node:
             case ObjectFile() as node:
                 return object_file_xattrs(await self.attributes.summary(node), node.file)
             case StoreFolder() as node:

@@ -22,15 +22,21 @@ log = logging.getLogger(__name__)
 #: Called with (parent inode, name, inode) when a name the kernel may have cached has gone; the
 #: inode is None when the node lives on under another name (the kernel must only drop the name).
 Invalidator = Callable[[int, str, int | None], None]
+#: Called with an inode whose attributes (size) the kernel may have cached have changed.
+InodeInvalidator = Callable[[int], None]
 #: Entries a folder holds besides what the service lists (the write engine's).
 ExtraEntries = Callable[[Folder], dict[str, Node]]
 
 
 class Namespace:
-    def __init__(self, tree: Tree, invalidate: Invalidator | None = None) -> None:
+    def __init__(
+        self, tree: Tree, invalidate: Invalidator | None = None,
+        invalidate_inode: InodeInvalidator | None = None,
+    ) -> None:  # fmt: skip
         self.tree = tree
         self.inodes = InodeTable()
         self._invalidate = invalidate
+        self._invalidate_inode = invalidate_inode
         self._extra: list[ExtraEntries] = []
         self._last_names: dict[Folder, dict[str, Node]] = {}
 
@@ -74,3 +80,9 @@ class Namespace:
         ino = self.inodes.known(child)
         if ino is not None and self._invalidate is not None:
             self._invalidate(parent, name, ino if deleted else None)
+
+    def changed(self, ino: int) -> None:
+        """Tells the kernel that what it may have cached of inode ``ino`` (its size) changed."""
+        if self._invalidate_inode is not None:
+            self._invalidate_inode(ino)
+

@@ -7,6 +7,7 @@ can see the mount can see its counters. ``omicsfs stats`` renders it (omicsfs/cl
 from __future__ import annotations
 
 import json
+import os
 
 from omicsfs.fs.read.blockcache import BlockCache
 from omicsfs.fs.read.readahead import ReadAheadBudget
@@ -18,6 +19,7 @@ def stats_document(
     stats: Stats, cache: BlockCache, budget: ReadAheadBudget, writes: WriteOps | None
 ) -> bytes:
     document = stats.snapshot()
+    document["daemon"] = {"pid": os.getpid()}  # omicsfs unmount stops a busy mount's daemon by it
     document["cache"].update(cache.usage())
     document["read_ahead"] = {
         "budget_bytes": budget.total_bytes,
@@ -26,5 +28,5 @@ def stats_document(
         "prefetched_parts": document.pop("prefetch_parts"),
     }
     if writes is not None:
-        document["uploads"]["in_flight"] = writes.progress()
+        document["uploads"].update(writes.progress())
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()

@@ -10,6 +10,10 @@ Hooks:
 - ``fail(operation, error, times=1)``: the next ``times`` calls of an operation raise ``error``;
 - ``cut_bodies(times, after)``: part bodies end with a TransportFailure after ``after`` bytes;
 - ``hold_bodies()``: every part body stops after its first chunk until the gate is released;
+- ``drop(operation, times=1)``: the next ``times`` calls take effect, then their answer is lost
+  (AmbiguousOutcome for Complete, TransportFailure otherwise), like the service's ``drop`` fault;
+- ``hold_parts()``: UploadReadSetPart waits at a gate (its body half read) until it is released;
+  ``part_seconds`` / ``create_seconds`` make every part / Create take that long (mock clock);
 - ``calls``: how often each operation was called (successful or not).
 """
 
@@ -26,7 +30,8 @@ from typing import Any, TypeVar
 import trio
 
 from omicsfs.backend import retry
-from omicsfs.backend.errors import BackendError, NotActive, NotFound, TransportFailure
+from omicsfs.backend.errors import AmbiguousOutcome, BackendError, NotActive, NotFound, TransportFailure
+from omicsfs.backend.interface import PartProgress
 from omicsfs.backend.models import (
     FileLayout,
     FileType,
@@ -117,6 +122,17 @@ class Gate:
         self.released.set()
 
 
+class PartGate:
+    """Held part uploads wait here (on the trio thread, like the backend's calls) until ``release``."""
+
+    def __init__(self) -> None:
+        self.released = trio.Event()
+        self.waiting = 0
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class FakePartBody:
     """A part body, read with ``readinto`` on a worker thread, in chunks of ``chunk`` bytes."""
 
@@ -164,6 +180,11 @@ class FakeBackend:
         self.jobs: dict[tuple[str, JobKind], list[JobSummary]] = {}
         self.uploads: dict[str, Upload] = {}
         self.gate: Gate | None = None
+        self.part_gate: PartGate | None = None
+        self.part_seconds = 0.0
+        self.create_seconds = 0.0
+        self.tags: dict[str, dict[str, str]] = {}  # ARN -> tags
+        self._drops: Counter[str] = Counter()
         self._failures: list[tuple[str, Callable[[], BackendError], int]] = []
         self._cuts = 0
         self._cut_after = 0
@@ -248,6 +269,19 @@ class FakeBackend:
     def hold_bodies(self) -> Gate:
         self.gate = Gate()
         return self.gate
+
+    def hold_parts(self) -> PartGate:
+        self.part_gate = PartGate()
+        return self.part_gate
+
+    def drop(self, operation: str, times: int = 1) -> None:
+        self._drops[operation] += times
+
+    def _dropped(self, operation: str) -> bool:
+        if self._drops[operation] > 0:
+            self._drops[operation] -= 1
+            return True
+        return False
 
     async def _call(self, operation: str) -> None:
         await trio.lowlevel.checkpoint()
@@ -353,6 +387,8 @@ class FakeBackend:
 
     async def create_upload(self, store_id: str, fields: dict[str, Any]) -> str:
         upload_id = self._id()
+        if self.create_seconds:
+            await trio.sleep(self.create_seconds)  # the service's pacing of Create, say
         return await self._retried(
             "CreateMultipartReadSetUpload", lambda: self._create(upload_id, store_id, fields)
         )
@@ -362,18 +398,37 @@ class FakeBackend:
         return upload_id
 
     async def upload_part(
-        self, store_id: str, upload_id: str, source: str, number: int, payload: bytes
-    ) -> str:
-        def put() -> str:
-            self.uploads[upload_id].parts[(source, number)] = bytes(payload)
+        self, store_id: str, upload_id: str, source: str, number: int, payload: bytes,
+        progress: PartProgress | None = None,
+    ) -> str:  # fmt: skip
+        counter = progress if progress is not None else PartProgress()
+
+        async def once() -> str:
+            await self._call("UploadReadSetPart")
+            counter.sent = len(payload) // 2  # the HTTP client has read half the body
+            if self.part_seconds:
+                await trio.sleep(self.part_seconds)
+            if self.part_gate is not None and not self.part_gate.released.is_set():
+                self.part_gate.waiting += 1
+                await self.part_gate.released.wait()
+            upload = self.uploads.get(upload_id)
+            if upload is None:
+                raise NotFound("UploadReadSetPart", f"upload {upload_id} not found", "NotFoundException")
+            upload.parts[(source, number)] = bytes(payload)
+            counter.sent = len(payload)
             self.stats.bytes_uploaded += len(payload)
             return hashlib.sha256(payload).hexdigest()
 
-        return await self._retried("UploadReadSetPart", put)
+        return await self.retrying("UploadReadSetPart", once)
 
     async def complete_upload(self, store_id: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
-        def complete() -> str:
-            upload = self.uploads.pop(upload_id)
+        operation = "CompleteMultipartReadSetUpload"
+
+        async def once() -> str:
+            await self._call(operation)
+            upload = self.uploads.pop(upload_id, None)
+            if upload is None:
+                raise NotFound(operation, f"upload {upload_id} not found", "NotFoundException")
             files: dict[str, bytes] = {}
             for source, key in (("SOURCE1", StoredFile.SOURCE1), ("SOURCE2", StoredFile.SOURCE2)):
                 numbers = sorted(n for s, n in upload.parts if s == source)
@@ -389,9 +444,20 @@ class FakeBackend:
                 sample_id=fields["sampleId"],
                 subject_id=fields["subjectId"],
             )
+            self.tags[summary.arn] = dict(fields.get("tags", {}))
+            if self._dropped(operation):
+                raise AmbiguousOutcome(operation, "connection closed without an answer (fake drop)")
             return summary.id
 
-        return await self._retried("CompleteMultipartReadSetUpload", complete)
+        return await self.retrying(operation, once)
+
+    async def find_read_sets(self, store_id: str, name: str) -> list[ReadSetSummary]:
+        return await self._retried(
+            "ListReadSets", lambda: [s for s in self._summaries(store_id, ReadSetSummary) if s.name == name]
+        )
+
+    async def list_tags(self, arn: str) -> dict[str, str]:
+        return await self._retried("ListTagsForResource", lambda: dict(self.tags.get(arn, {})))
 
     async def abort_upload(self, store_id: str, upload_id: str) -> None:
         await self._retried("AbortMultipartReadSetUpload", lambda: self.uploads.pop(upload_id, None))

@@ -175,7 +175,7 @@ def test_fastq_gz_is_confirmed_by_its_first_record() -> None:
         (FileType.FASTQ, b"@r1\nACGT\n+\nIIII\n", "expected gzip-compressed FASTQ, found plain text"),
         (FileType.FASTQ, gzip.compress(b">chr1\nACGT\n"), "expected FASTQ records starting with '@'"),
         (FileType.FASTQ, b"\x1f\x8b" + b"\x00" * 30, "damaged"),
-        (FileType.FASTQ, b"", "expected FASTQ, found no data"),
+        (FileType.FASTQ, b"", "expected gzip-compressed FASTQ, found no data"),
         (FileType.BAM, gzip.compress(b"@r1\nACGT\n+\nIIII\n" * 10), "BGZF with the BAM magic"),
         (FileType.BAM, b">chr1\nACGTACGTACGTACGTACGT\n", "found FASTA text"),
         (FileType.BAM, b"CRAM\x03\x00" + b"\x00" * 30, "found CRAM"),

@@ -51,8 +51,7 @@ def test_range_stream_window_doubles_while_sequential_and_resets_on_a_seek() -> 
     while offset < 200 << 20:
         windows.append(len(ranges.observe(offset, READ, block, blocks, 64 << 20)))
         offset += READ
-    assert windows[0] == 0
-    assert windows[1] == 1
+    assert windows[:2] == [0, 1]  # sequential after two in-order reads
     assert max(windows) == 64  # capped at the window
     assert sorted(set(windows)) == [0, 1, 2, 4, 8, 16, 32, 64]  # doubling, never in between
     assert ranges.observe(5000 << 20, READ, block, blocks, 64 << 20) == []  # a seek: no read-ahead

@@ -21,6 +21,7 @@ import trio
 import trio.testing
 
 from omicsfs.backend.errors import InvalidRequest, ServiceFailure
+from omicsfs.backend.interface import PartProgress
 from omicsfs.backend.models import FileType, Status, StoredFile
 from omicsfs.fs.errors import FsError
 from omicsfs.fs.filesystem import FileSystem
@@ -268,7 +269,7 @@ async def test_an_out_of_order_write_is_einval_and_aborts_the_upload(nursery: tr
     await write_all(fs, handle, data[: 2 * PART])  # a part is already up: the upload exists
     assert len(backend.uploads) == 1
     assert await refused(fs.write(handle, 2 * PART + 100, data[2 * PART + 100 :])) == errno.EINVAL
-    assert await refused(fs.write(handle, 2 * PART, data[2 * PART :])) == errno.EIO  # failed for good
+    assert await refused(fs.write(handle, 2 * PART, data[2 * PART :])) == errno.EBADF  # failed for good
     fs.release(handle)
     await trio.testing.wait_all_tasks_blocked()
     assert backend.uploads == {}
@@ -400,13 +401,14 @@ class SlowParts(FakeBackend):
         self.most_in_flight = 0
 
     async def upload_part(
-        self, store_id: str, upload_id: str, source: str, number: int, payload: bytes
-    ) -> str:
+        self, store_id: str, upload_id: str, source: str, number: int, payload: bytes,
+        progress: PartProgress | None = None,
+    ) -> str:  # fmt: skip
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             await trio.sleep(1)
-            return await super().upload_part(store_id, upload_id, source, number, payload)
+            return await super().upload_part(store_id, upload_id, source, number, payload, progress)
         finally:
             self.in_flight -= 1
 

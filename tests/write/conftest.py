@@ -3,6 +3,8 @@ tests assert exactly), with the sample loaded so the reference is there to match
 
 from __future__ import annotations
 
+import gzip
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,3 +77,17 @@ def wait_active(omics: Any, store_id: str, name: str, timeout: float = 60.0) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"read set {name!r} did not become ACTIVE: {found}")
         time.sleep(0.05)
+
+
+def fastq_gz(path: Path, megabytes: float, seed: int = 0) -> Path:
+    """A gzipped FASTQ of about ``megabytes`` MiB (random bases, so it barely compresses)."""
+    generator = random.Random(seed)
+    to_bases = bytes.maketrans(bytes(range(256)), b"ACGT" * 64)
+    reads = int(megabytes * (1 << 20) / 30)  # ~30 bytes of gzip per 100-base read
+    bases = generator.randbytes(reads * 100).translate(to_bases)
+    text = b"".join(
+        b"@r%d\n%s\n+\n%s\n" % (index, bases[index * 100 : (index + 1) * 100], b"I" * 100)
+        for index in range(reads)
+    )
+    path.write_bytes(gzip.compress(text, compresslevel=1))
+    return path

@@ -61,7 +61,7 @@ def test_a_failed_upload_fails_close_with_eio_and_leaves_nothing(
         result = subprocess.run(["cp", str(sample.fastq1), str(target)], capture_output=True, text=True)
         assert result.returncode != 0
         assert "Input/output error" in result.stderr
-        assert "upload of 'doomed' failed, nothing was kept: " in mounted.log
+        mounted.wait_for_log("upload of 'doomed' failed, nothing was kept: ")
         omics = service.client()
         assert open_uploads(omics, store_id) == []  # aborted
         assert read_sets_named(omics, store_id, "doomed") == []
@@ -135,7 +135,7 @@ def test_a_lone_mate_1_is_completed_single_end_after_the_pair_timeout(
         )
         meta = wait_active(service.client(), store_id, "solo")
         assert set(meta["files"]) == {"source1"}
-        assert "no mate 2 for 'solo'" in mounted.log
+        mounted.wait_for_log("no mate 2 for 'solo'")
     finally:
         assert mounted.stop() == 0
 
@@ -195,10 +195,9 @@ def test_two_matching_references_fail_unless_one_is_named(
                 sample.bam.read_bytes()
             )
         assert raised.value.errno == errno.EINVAL
-        # The log is read by a thread of the test: wait for the line rather than race it.
         mounted.wait_for_log("2 references match the header's")
-        assert "same-genome-again" in mounted.log
-        assert "demo-genome" in mounted.log
+        mounted.wait_for_log("same-genome-again")
+        mounted.wait_for_log("demo-genome")
     finally:
         assert mounted.stop() == 0
     named = Mounted(

@@ -41,7 +41,7 @@ def test_bytes_that_contradict_the_name_fail_the_first_write(
     with pytest.raises(OSError) as raised:
         write_raw(cohort / "not-a-bam.bam", sample.fastq1.read_bytes())
     assert raised.value.errno == errno.EINVAL
-    assert "not-a-bam.bam is not a BAM file" in rw.log
+    rw.wait_for_log("not-a-bam.bam is not a BAM file")
     nothing_left(omics, write_loaded, "not-a-bam")
     assert "not-a-bam.bam" not in os.listdir(cohort)
 
@@ -62,7 +62,7 @@ def test_out_of_order_write_is_einval_and_aborts_the_upload(
     with pytest.raises(OSError) as raised:  # the first write created the upload; the second seeks
         write_raw(cohort / "seeky.fastq.gz", data[:100_000], data[150_000:200_000], offsets=[0, 150_000])
     assert raised.value.errno == errno.EINVAL
-    assert "out-of-order write" in rw.log
+    rw.wait_for_log("out-of-order write")
     nothing_left(omics, write_loaded, "seeky")
 
 
@@ -140,11 +140,13 @@ def test_a_file_being_written_cannot_be_renamed_truncated_or_removed(
             lambda: os.truncate(target, 10),
             lambda: os.unlink(target),
             lambda: os.rename(target, cohort / "b.fastq.gz"),
-            lambda: os.chmod(target, 0),
         )
         for action in refused:
             with pytest.raises(PermissionError):
                 action()
+        os.chmod(target, 0)  # cp -p's chmod: accepted and ignored (SEMANTICS.md, "After close")
+        os.utime(target, (0, 0))
+        assert os.stat(target).st_mode & 0o777 == 0o644
         handle.write(sample.fastq1.read_bytes()[50_000:])
     assert read_sets_named(omics, write_loaded.sequence_store_id, "busy")
 
@@ -157,7 +159,7 @@ def test_mate_2_without_mate_1_fails_its_close(
     with pytest.raises(OSError) as raised:
         handle.close()
     assert raised.value.errno == errno.EIO
-    assert "mate 2 without a mate 1" in rw.log
+    rw.wait_for_log("mate 2 without a mate 1")
     nothing_left(omics, write_loaded, "lonely")
 
 
@@ -175,3 +177,59 @@ def test_read_only_mount_refuses_every_write_with_erofs(
         assert raised.value.errno == errno.EROFS
     finally:
         assert ro.stop() == 0
+
+
+def test_a_write_on_a_dupd_descriptor_after_close_fsync_or_einval_is_ebadf(
+    cohort: Path, sample: SampleFiles, omics: Any, write_loaded: LoadedSample
+) -> None:
+    data = sample.fastq1.read_bytes()
+    # close of one descriptor completes the upload; its dup writes on
+    fd = os.open(cohort / "dup-close.fastq.gz", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, data)
+    copy = os.dup(fd)
+    os.close(fd)
+    with pytest.raises(OSError) as late:
+        os.write(copy, b"more")
+    os.close(copy)
+    assert late.value.errno == errno.EBADF
+    assert len(read_sets_named(omics, write_loaded.sequence_store_id, "dup-close")) == 1
+    # fsync completes it too
+    fd = os.open(cohort / "dup-fsync.fastq.gz", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+        with pytest.raises(OSError) as late:
+            os.write(fd, b"more")
+        assert late.value.errno == errno.EBADF
+    finally:
+        os.close(fd)
+    assert len(read_sets_named(omics, write_loaded.sequence_store_id, "dup-fsync")) == 1
+    # after a refused out-of-order write: the file takes nothing more
+    fd = os.open(cohort / "dup-seek.fastq.gz", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    copy = os.dup(fd)
+    try:
+        os.write(fd, data[:100_000])
+        with pytest.raises(OSError) as refused:
+            os.pwrite(fd, data[200_000:210_000], 200_000)
+        assert refused.value.errno == errno.EINVAL
+        with pytest.raises(OSError) as late:
+            os.write(copy, data[100_000:110_000])
+        assert late.value.errno == errno.EBADF
+    finally:
+        os.close(copy)
+        os.close(fd)
+    nothing_left(omics, write_loaded, "dup-seek")
+
+
+def test_a_short_text_file_named_bam_fails_at_its_first_write_not_at_close(
+    rw: Mounted, cohort: Path, omics: Any, write_loaded: LoadedSample
+) -> None:
+    fd = os.open(cohort / "short.bam", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        with pytest.raises(OSError) as refused:
+            os.write(fd, b"hello world\n")  # 12 bytes: too few for a header, but not BGZF
+        assert refused.value.errno == errno.EINVAL
+    finally:
+        os.close(fd)  # nothing to report any more
+    rw.wait_for_log("short.bam is not a BAM file")
+    nothing_left(omics, write_loaded, "short")

@@ -109,7 +109,9 @@ def _describe(head: bytes) -> str:
 def _inspect_fastq(head: bytes, complete: bool) -> Header | None:
     """``head`` is gzip (what is stored: .fastq.gz as written, .fastq after compression)."""
     if len(head) < 2:
-        return None if not complete else _mismatch("FASTQ", head)
+        if complete or not GZIP_MAGIC.startswith(head):
+            _mismatch("gzip-compressed FASTQ", head)
+        return None
     if not head.startswith(GZIP_MAGIC):
         _mismatch("gzip-compressed FASTQ", head)
     text = _gunzip_prefix(head, 1)
@@ -147,7 +149,10 @@ def _gunzip_prefix(data: bytes, wanted: int) -> bytes | None:
 
 def _inspect_bam(head: bytes, complete: bool) -> Header | None:
     if len(head) < 18:
-        return None if not complete else _mismatch("BAM (BGZF)", head)
+        # A short first write is refused as soon as its bytes cannot begin a BGZF block.
+        if complete or not _may_begin_bgzf(head):
+            _mismatch("BAM (BGZF with the BAM magic)", head)
+        return None
     if not (head.startswith(GZIP_MAGIC) and head[3] & 4 and head[12:14] == b"BC"):
         _mismatch("BAM (BGZF with the BAM magic)", head)
     text = _gunzip_prefix(head, 1 << 30)
@@ -159,6 +164,15 @@ def _inspect_bam(head: bytes, complete: bool) -> Header | None:
     if parsed is None and complete:
         raise FormatMismatch("the file ends inside its BAM header")
     return parsed
+
+
+def _may_begin_bgzf(head: bytes) -> bool:
+    """Whether fewer than 18 bytes can still be the start of a BGZF block (gzip magic, deflate,
+    the FEXTRA flag, and the "BC" subfield at 12)."""
+    expected = {0: 0x1F, 1: 0x8B, 2: 8, 12: ord("B"), 13: ord("C")}
+    if any(index < len(head) and head[index] != value for index, value in expected.items()):
+        return False
+    return len(head) <= 3 or bool(head[3] & 4)
 
 
 def _parse_bam_header(data: bytes) -> Header | None:
@@ -193,7 +207,9 @@ def _parse_bam_header(data: bytes) -> Header | None:
 
 def _inspect_cram(head: bytes, complete: bool) -> Header | None:
     if len(head) < 4:
-        return None if not complete else _mismatch("CRAM", head)
+        if complete or not CRAM_MAGIC.startswith(head):
+            _mismatch("CRAM", head)
+        return None
     if not head.startswith(CRAM_MAGIC):
         _mismatch("CRAM", head)
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any, Protocol
@@ -40,7 +41,7 @@ class GroupHost(Protocol):
     pair_timeout: float
 
     async def upload_fields(self, group: UploadGroup, header: Header) -> dict[str, Any]: ...
-    def new_upload(self, store_id: str, fields: dict[str, Any]) -> ReadSetUpload: ...
+    def new_upload(self, store_id: str, fields: dict[str, Any], token: str) -> ReadSetUpload: ...
     def finished(self, group: UploadGroup) -> None: ...
     def spawn(self, function: Callable[[], Awaitable[None]]) -> None: ...
 
@@ -58,6 +59,8 @@ class UploadGroup:
         self.failure: str | None = None
         self.read_set_id: str | None = None
         self.done = trio.Event()
+        #: Unique to this upload and tagged on it (reconcile.py finds its read set by it).
+        self.token = uuid.uuid4().hex
         self._header_lock = trio.Lock()
         self._pair_timer: trio.CancelScope | None = None
 
@@ -81,7 +84,7 @@ class UploadGroup:
             except FsError as error:
                 await self.fail(error.reason)
                 raise
-            self.upload = self.host.new_upload(self.store_id, fields)
+            self.upload = self.host.new_upload(self.store_id, fields, self.token)
 
     async def put(self, source: str, part: bytes) -> None:
         assert self.upload is not None
@@ -174,6 +177,7 @@ class UploadGroup:
             writer.mark_failed()
         log.error("upload of %r failed, nothing was kept: %s", self.read_set_name, reason)
         if self.upload is not None:
+            self.upload.fail(reason)  # writers waiting for a part slot get this reason at once
             await self.upload.abort()
         self.done.set()
         self.host.finished(self)

@@ -6,8 +6,13 @@ still being written next to the store's read sets. Metadata rules (SEMANTICS.md,
 - sampleId: the header's first @RG SM, else the by-sample/ folder, else --sample-id, else the name;
 - subjectId: the by-subject/ folder, else --subject-id, else the sampleId;
 - referenceArn (BAM/CRAM): --reference-arn, else the one reference whose .fai matches the @SQ set.
-Uploads carry two tags so a later mount can recognise the ones a killed daemon left behind
-(recovery.py).
+Uploads carry three tags: two so a later mount can recognise the ones a killed daemon left
+behind (recovery.py), and one unique to the upload so a Complete whose answer was lost can be
+settled (reconcile.py).
+
+A file that was closed keeps answering under its old inode as what it became (``made``): the
+kernel may still hold that inode (an open descriptor, a cached name) after close returns, and a
+``stat`` or ``utimens`` then must find the read set, not ENOENT.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ import contextlib
 import errno
 import itertools
 import logging
+import re
 import socket
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,14 +33,16 @@ from typing import Any, Protocol
 import trio
 
 from omicsfs.backend.interface import Backend
-from omicsfs.backend.models import FileType
+from omicsfs.backend.models import FileType, StoredFile, StoreKind
 from omicsfs.config import WriteConfig
 from omicsfs.fs.errors import FsError
-from omicsfs.fs.nodes import GroupFolder, GroupKind, StoreFolder
+from omicsfs.fs.nodes import GroupFolder, GroupKind, ObjectFile, StoreFolder
 from omicsfs.fs.stats import Stats
 from omicsfs.fs.tasks import TaskGroup
 from omicsfs.fs.write.formats import Header, SqLine, WriteName, parse_name
 from omicsfs.fs.write.group import UploadGroup, UploadState
+from omicsfs.fs.write.progress import FileProgress, RecentOutcomes, UploadOutcome
+from omicsfs.fs.write.reconcile import UPLOAD_TAG
 from omicsfs.fs.write.references import Candidate, ReferenceMatchError, match_reference
 from omicsfs.fs.write.upload import ReadSetUpload
 from omicsfs.fs.write.writer import FileWriter, WriterState
@@ -44,6 +54,10 @@ MOUNT_TAG = "omicsfs:mount"
 SESSION_TAG = "omicsfs:session"
 #: CreateMultipartReadSetUpload's name limit.
 MAX_NAME = 127
+#: Closed files remembered under their old inode (a few hundred bytes each).
+ENDED_KEPT = 10_000
+#: rsync's temporary file: ``.NAME.XXXXXX`` next to the destination.
+_RSYNC_TEMP = re.compile(r"^\..+\.[A-Za-z0-9]{6}$")
 
 #: Where files can be created: a sequence store folder or one of its sample/subject folders.
 WritableFolder = StoreFolder | GroupFolder
@@ -87,13 +101,20 @@ class WriteManager:
         self.files: dict[int, OpenFile] = {}
         #: Group folders made with mkdir that hold no read set yet.
         self.new_folders: set[GroupFolder] = set()
+        #: Files closed (or failed) lately, by ident: their inode still answers (module docstring).
+        self.ended: OrderedDict[int, OpenFile] = OrderedDict()
+        #: What a closed file became: the read set file, by the file's ident.
+        self.made: dict[int, ObjectFile] = {}
+        self.recent = RecentOutcomes()
+        #: Set at unmount: no new files, and every open upload is completed or aborted.
+        self.stopping: str | None = None
 
     def spawn(self, function: Callable[[], Awaitable[None]]) -> None:
         """Background work of the write path; a bug in it is logged, never fatal to the mount."""
         self.tasks.start(function)
 
-    def new_upload(self, store_id: str, fields: dict[str, Any]) -> ReadSetUpload:
-        return ReadSetUpload(self.backend, store_id, fields, self.slots, self.tasks)
+    def new_upload(self, store_id: str, fields: dict[str, Any], token: str) -> ReadSetUpload:
+        return ReadSetUpload(self.backend, store_id, fields, self.slots, self.tasks, token)
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -102,12 +123,16 @@ class WriteManager:
 
     def create(self, folder: WritableFolder, file_name: str) -> OpenFile:
         """Registers a new file. EINVAL for a name that is no read set file."""
+        if self.stopping is not None:
+            raise FsError(errno.EIO, f"cannot create {file_name!r}: {self.stopping}")
         name = parse_name(file_name)
         if name is None:
+            hint = (" (rsync writes to a temporary file and renames it, which read sets cannot do: "
+                    "use rsync --inplace)" if _RSYNC_TEMP.match(file_name) else "")  # fmt: skip
             raise FsError(
                 errno.EINVAL,
                 f"{file_name!r} is not a read set file name: use NAME.bam, NAME.cram, NAME.fastq.gz, "
-                "NAME.fastq or NAME_1/_2.fastq.gz (indexes are built by the service)",
+                f"NAME.fastq or NAME_1/_2.fastq.gz (indexes are built by the service){hint}",
             )
         if not name.read_set_name:
             raise FsError(errno.EINVAL, f"read set names have 1 to {MAX_NAME} characters: {file_name!r}")
@@ -150,16 +175,23 @@ class WriteManager:
         entry.group.discard_empty(entry.writer)
         self.events.uploads_finished(entry.group, [entry])
 
-    def progress(self) -> dict[str, dict[str, int | str]]:
-        """Per file being written: bytes written, bytes uploaded and parts sent, for stats views."""
-        result: dict[str, dict[str, int | str]] = {}
+    def find(self, ident: int) -> OpenFile | None:
+        """A file being written or one that ended lately."""
+        return self.files.get(ident) or self.ended.get(ident)
+
+    def progress(self) -> list[FileProgress]:
+        """Per file being written: bytes written, to upload and uploaded, for stats views."""
+        result = []
         for entry in self.files.values():
             upload = entry.group.upload
-            result[entry.name] = {
-                "written_bytes": entry.writer.size,
-                "uploaded_bytes": upload.uploaded_bytes if upload is not None else 0,
-                "state": str(entry.writer.state),
-            }
+            transfer = upload.transfer if upload is not None else None
+            result.append(FileProgress(
+                name=entry.name, store_id=entry.group.store_id, state=str(entry.writer.state),
+                written_bytes=entry.writer.size, stored_bytes=entry.writer.stored,
+                uploaded_bytes=transfer.uploaded(entry.writer.source) if transfer else 0,
+                parts_done=transfer.parts_done if transfer else 0,
+                started_at=transfer.started_at if transfer else None,
+            ))  # fmt: skip
         return result
 
     # -- metadata -------------------------------------------------------------------------------
@@ -179,7 +211,7 @@ class WriteManager:
             "name": group.read_set_name,
             "sampleId": sample,
             "subjectId": subject,
-            "tags": {MOUNT_TAG: self.owner[:256], SESSION_TAG: self.session},
+            "tags": {MOUNT_TAG: self.owner[:256], SESSION_TAG: self.session, UPLOAD_TAG: group.token},
         }
         if header.file_type in (FileType.BAM, FileType.CRAM):
             fields["referenceArn"] = config.reference_arn or await self._find_reference(header)
@@ -202,26 +234,57 @@ class WriteManager:
     # -- completion -----------------------------------------------------------------------------
 
     def finished(self, group: UploadGroup) -> None:
-        """A group completed or failed: its files leave the folder listings."""
+        """A group completed or failed: its files leave the folder listings; their inodes keep
+        answering as what they became (module docstring), and the outcome is kept for stats."""
         gone = [entry for entry in self.files.values() if entry.group is group]
         for entry in gone:
             del self.files[entry.ident]
+            self.ended[entry.ident] = entry
+            if group.state is UploadState.DONE and group.read_set_id is not None:
+                stored = StoredFile.SOURCE2 if entry.writer.source == "SOURCE2" else StoredFile.SOURCE1
+                self.made[entry.ident] = ObjectFile(
+                    StoreKind.SEQUENCE, group.store_id, group.read_set_id, stored
+                )
+        while len(self.ended) > ENDED_KEPT:
+            ident, _ = self.ended.popitem(last=False)
+            self.made.pop(ident, None)
+        upload = group.upload
         if group.state is UploadState.FAILED:
-            if group.upload is not None:
+            if upload is not None:
                 self.stats.uploads_aborted += 1
         else:
             self.stats.uploads_completed += 1
             log.info("uploaded %s as read set %s in store %s", ", ".join(e.name for e in gone),
                      group.read_set_id, group.store_id)  # fmt: skip
+        if gone and upload is not None:
+            now = trio.current_time()
+            started = upload.transfer.started_at
+            self.recent.add(UploadOutcome(
+                files=tuple(e.name for e in gone), store_id=group.store_id,
+                read_set_id=group.read_set_id if group.state is UploadState.DONE else None,
+                error=group.failure if group.state is UploadState.FAILED else None,
+                uploaded_bytes=upload.transfer.uploaded(),
+                seconds=now - started if started is not None else 0.0, ended_at=now, ended_wall=time.time(),
+            ))  # fmt: skip
         self.events.uploads_finished(group, gone)
 
-    async def shutdown(self) -> None:
-        """At unmount: lone ``_1`` mates are completed single-end; files still being written are
-        aborted (their bytes are incomplete), so no upload is left behind."""
+    async def shutdown(self, reason: str = "unmounted while the file was still being written") -> None:
+        """At unmount: no new files; lone ``_1`` mates are completed single-end; Completes on
+        their way are awaited; files still being written are aborted (their bytes are
+        incomplete), which also ends writers waiting for a part slot with EIO at once. All
+        groups settle concurrently, so the time is that of the slowest, not of the sum."""
+        self.stopping = self.stopping or "the mount is unmounting"
         groups = {id(entry.group): entry.group for entry in self.files.values()}
-        for group in groups.values():
-            if group.has_pending_mate():
-                with contextlib.suppress(FsError):
-                    await group.complete()
-            elif group.state is UploadState.OPEN:
-                await group.fail("unmounted while the file was still being written")
+        async with trio.open_nursery() as nursery:
+            for group in groups.values():
+                nursery.start_soon(self._settle, group, reason)
+
+    @staticmethod
+    async def _settle(group: UploadGroup, reason: str) -> None:
+        if group.has_pending_mate():
+            with contextlib.suppress(FsError):
+                await group.complete()
+        elif group.state is UploadState.OPEN:
+            await group.fail(reason)
+        elif group.state is UploadState.COMPLETING:
+            await group.done.wait()

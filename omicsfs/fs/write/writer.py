@@ -55,6 +55,9 @@ class FileWriter:
         self.part_size = part_size
         self.created_at = time.time()
         self.size = 0  # bytes written by the user (before compression)
+        self.stored = 0  # bytes to upload (after compression): the read set's size while processing
+        #: An error of this file has reached the writer (a write or close returned it).
+        self.reported = False
         self.state = WriterState.WRITING
         self.header: Header | None = None
         self._chunks: list[bytes] = []
@@ -69,24 +72,39 @@ class FileWriter:
         return self.sink.failure or "the upload failed"
 
     async def write(self, offset: int, data: bytes) -> int:
+        """Appends ``data``. Once an error was reported for this file (or it was completed), every
+        later write, on any descriptor of it, is EBADF: the file takes no more bytes
+        (SEMANTICS.md, "Close and flush"). A failure not yet reported (a part that failed in the
+        background) is EIO on the next write."""
         async with self._lock:
             if self.state is WriterState.FAILED:
+                if self.reported:
+                    raise FsError(errno.EBADF, f"{self.file_name} failed ({self.failure}); it takes no "
+                                               "more writes")  # fmt: skip
+                self.reported = True
                 raise FsError(errno.EIO, self.failure)
             if self.state is not WriterState.WRITING:
                 raise FsError(errno.EBADF, f"{self.file_name} is complete; it takes no more writes")
-            log.debug("write %s @%d+%d (size %d)", self.file_name, offset, len(data), self.size)
-            if offset != self.size:
-                reason = (f"out-of-order write to {self.file_name} at offset {offset} (next is "
-                          f"{self.size}): uploads are sequential")  # fmt: skip
-                await self.sink.fail(reason)
-                raise FsError(errno.EINVAL, reason)
-            if self.size == 0 and self._compressor is not None and not data.startswith(b"@"):
-                reason = f"{self.file_name}: expected FASTQ records starting with '@', found {data[:8]!r}"
-                await self.sink.fail(reason)
-                raise FsError(errno.EINVAL, reason)
-            self.size += len(data)
-            await self._take(await self._stored(data), final=False)
-            return len(data)
+            try:
+                return await self._append(offset, data)
+            except FsError:
+                self.reported = True
+                raise
+
+    async def _append(self, offset: int, data: bytes) -> int:
+        log.debug("write %s @%d+%d (size %d)", self.file_name, offset, len(data), self.size)
+        if offset != self.size:
+            reason = (f"out-of-order write to {self.file_name} at offset {offset} (next is "
+                      f"{self.size}): uploads are sequential")  # fmt: skip
+            await self.sink.fail(reason)
+            raise FsError(errno.EINVAL, reason)
+        if self.size == 0 and self._compressor is not None and not data.startswith(b"@"):
+            reason = f"{self.file_name}: expected FASTQ records starting with '@', found {data[:8]!r}"
+            await self.sink.fail(reason)
+            raise FsError(errno.EINVAL, reason)
+        self.size += len(data)
+        await self._take(await self._stored(data), final=False)
+        return len(data)
 
     async def _stored(self, data: bytes) -> bytes:
         if self._compressor is None:
@@ -97,6 +115,7 @@ class FileWriter:
 
     async def _take(self, stored: bytes, final: bool) -> None:
         if stored:
+            self.stored += len(stored)
             self._chunks.append(stored)
             self._buffered += len(stored)
         if self.header is None:
@@ -143,11 +162,16 @@ class FileWriter:
         """The last part goes up; the file takes no more writes. Raises FsError on failure."""
         async with self._lock:
             if self.state is WriterState.FAILED:
+                self.reported = True
                 raise FsError(errno.EIO, self.failure)
             if self.state is WriterState.CLOSED:
                 return
             tail = self._compressor.flush() if self._compressor is not None else b""
-            await self._take(tail, final=True)
+            try:
+                await self._take(tail, final=True)
+            except FsError:
+                self.reported = True
+                raise
             self.state = WriterState.CLOSED
             self._chunks = []
 
