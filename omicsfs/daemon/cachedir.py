@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 #: What omicsfs keeps in a cache dir (fs/metastore.py, fs/read/disktier.py via config).
 OWN_ENTRIES = frozenset(
-    {"parts", "metadata.sqlite3", "metadata.sqlite3-wal", "metadata.sqlite3-shm", "metadata.sqlite3-journal"}
-)
+    {"parts", "metadata.sqlite3", "metadata.sqlite3-wal", "metadata.sqlite3-shm", "metadata.sqlite3-journal",
+     "metadata", "leases"}  # the last two: a shared cache dir (--cache-dir-shared)
+)  # fmt: skip
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 

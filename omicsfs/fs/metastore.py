@@ -4,10 +4,23 @@ They are immutable once ACTIVE, so a remount answers ``stat`` for every object i
 without a single GetReadSetMetadata call. Each row carries the validator (creation time plus etag
 or MD5) from the listing it was fetched under; a row whose validator no longer matches the
 listing is ignored and refetched. It is a cache: any damage is answered by starting it afresh.
+
+Two layouts, one interface:
+
+- ``MetadataStore``: one SQLite file, for a cache dir one mount uses at a time. SQLite's locking
+  relies on POSIX advisory locks, which NFS implements unreliably or not at all, and a database
+  shared over NFS can be corrupted (https://www.sqlite.org/faq.html#q5), so it is never used
+  for a shared cache dir.
+- ``SharedMetadataStore`` (``--cache-dir-shared``): one immutable JSON file per object version,
+  ``metadata/<kind>/<object id>/<validator digest>.json``, written to a temporary name and
+  renamed, so many mounts on many hosts read and write it at once with no lock: a file is
+  whole or absent, and two mounts writing the same version write the same bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import sqlite3
@@ -74,3 +87,43 @@ class MetadataStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+class SharedMetadataStore(MetadataStore):
+    """One immutable JSON file per object version under ``<folder>/metadata`` (NFS-safe)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(None)
+        self.root = folder / "metadata"
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def path(self, kind: ObjectKind, object_id: str, validator: str) -> Path:
+        digest = hashlib.sha256(validator.encode()).hexdigest()[:16]
+        return self.root / str(kind) / object_id / f"{digest}.json"
+
+    def get(self, kind: ObjectKind, object_id: str, validator: str) -> ObjectFiles | None:
+        path = self.path(kind, object_id, validator)
+        try:
+            files = ObjectFiles.from_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("metadata cache file %s is damaged (%s); fetching it again", path, exc)
+            return None
+        return files if files.validator == validator else None  # a digest collision: not ours
+
+    def put(self, kind: ObjectKind, object_id: str, files: ObjectFiles) -> None:
+        path = self.path(kind, object_id, files.validator)
+        if path.exists():
+            return  # immutable: whoever wrote it wrote these bytes
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{id(files)}.tmp")
+        try:
+            for folder in (path.parent.parent, path.parent):  # each level private (mkdir -p is not)
+                folder.mkdir(exist_ok=True, mode=0o700)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps({"kind": str(kind), "id": object_id, **json.loads(files.to_json())}))
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            log.warning("could not keep the metadata of %s %s in %s (%s)", kind, object_id, path, exc)

@@ -18,7 +18,7 @@ def _entry(tier: DiskTier, part: int, block: int, data: bytes) -> Path:
 
 def _read(path: Path, length: int) -> bytes | None:
     memory = memoryview(bytearray(length))
-    return bytes(memory) if DiskTier.read_into(path, memory, length) else None
+    return bytes(memory) if DiskTier(path.parent, 1, 1).read_into(path, memory, length) else None
 
 
 def test_round_trip_and_permissions(tmp_path: Path) -> None:
