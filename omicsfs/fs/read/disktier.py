@@ -267,7 +267,11 @@ class DiskTier:
                         log.debug("could not remove %s: %s", entry.path, exc)
                         continue
                     removed.add(entry.path)
-                if sum(e.size for e in entries if e.path not in removed) > self.max_bytes:
+                left = sum(e.size for e in entries if e.path not in removed)
+                if mine:
+                    log.info("shared disk cache %s: evicted %d idle entries; %d bytes left (cap %d)",
+                             self.root, mine, left, self.max_bytes)  # fmt: skip
+                if left > self.max_bytes:
                     log.info("shared disk cache %s is over its cap, but every other entry is in use"
                              " (read within %.0f s)", self.root, self.shared_grace)  # fmt: skip
             with self._lock:
