@@ -20,7 +20,9 @@ DATA_OPERATIONS = frozenset({"GetReadSet", "GetReference", "GetObject"})
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory, sample: SampleFiles) -> Iterator[tuple[RunningService, LoadedSample]]:
+def cohort(
+    tmp_path_factory: pytest.TempPathFactory, sample: SampleFiles
+) -> Iterator[tuple[RunningService, LoadedSample]]:
     """A service holding the sample data (BAM, CRAM, paired FASTQ, uBAM, a reference); 64 KiB parts."""
     running = RunningService(tmp_path_factory.mktemp("cohort-service"))
     loaded = load_sample(running.client(), running.s3_root, sample, running.drain, part_size=65536)

@@ -43,7 +43,8 @@ def test_a_manifest_mount_serves_the_same_tree_with_only_data_calls(
     omics = service.client()
     manifest = tmp_path / "cohort.json"
     document = write_manifest(service, manifest, "--sequence-store", "demo-cohort")
-    assert document["format"] == "omicsfs-manifest" and document["version"] == 1
+    assert document["format"] == "omicsfs-manifest"
+    assert document["version"] == 1
     assert len(document["sequenceStores"][0]["readSets"]) == 4
     # The CRAM's and BAM's reference came along (a CRAM decodes only against it).
     assert [ref["id"] for ref in document["referenceStores"][0]["references"]] == [loaded.reference_id]
@@ -69,7 +70,7 @@ def test_a_manifest_mount_serves_the_same_tree_with_only_data_calls(
         reference = mounted.path / "reference-stores" / "references" / "demo-genome.fasta"
         for bam in ("NA12878-aligned.bam", "NA12878-aligned.cram"):
             mounted_count = run("samtools", "view", "-c", "-T", reference, store / bam, "chr1:10000-20000")
-            local_count = run("samtools", "view", "-c", "-T", sample.reference, sample.bam, "chr1:10000-20000")
+            local_count = run("samtools", "view", "-c", sample.bam, "chr1:10000-20000")
             assert mounted_count == local_count
         assert os.getxattr(store / "NA12878-aligned.bam", "user.omics.sampleId") == b"NA12878"
         assert os.listdir(store / ".jobs" / "import") == []  # jobs are not part of a manifest
@@ -142,9 +143,12 @@ def test_manifest_command_and_flag_failures_are_one_line(
     service, _ = cohort
     done = omicsfs("manifest", "--endpoint-url", service.url, "--sequence-store", "nosuch")
     assert done.returncode == 1
-    assert done.stderr.count("\n") == 1 and "nosuch" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert "nosuch" in done.stderr
+    assert "Traceback" not in done.stderr
     done = omicsfs("manifest", "--endpoint-url", service.url, "--sample-id", "nobody")
-    assert done.returncode == 1 and "nothing matches" in done.stderr
+    assert done.returncode == 1
+    assert "nothing matches" in done.stderr
 
     good = tmp_path / "good.json"
     document = write_manifest(service, good, "--sequence-store", "demo-cohort")
@@ -155,7 +159,7 @@ def test_manifest_command_and_flag_failures_are_one_line(
                 {k: v for k, v in document["sequenceStores"][0]["readSets"][0].items() if k != "files"}
             ]}]},
             "sequenceStores[0].readSets[0]: 'files' is a required property",
-        ),  # fmt: skip
+        ),
         "parts.json": (_with_total_parts(document, 99), "totalParts: 99 parts cannot hold"),
         "text.json": ("not json", "is not JSON"),
     }
@@ -172,7 +176,9 @@ def test_manifest_command_and_flag_failures_are_one_line(
     for flag in ("--read-write", "--sequence-store=demo-cohort"):
         done = omicsfs("mount", str(tmp_path / "mnt-good.json"), "--endpoint-url", service.url,
                        "--manifest", str(good), flag)  # fmt: skip
-        assert done.returncode == 1 and "--manifest" in done.stderr and done.stderr.count("\n") == 1
+        assert done.returncode == 1
+        assert "--manifest" in done.stderr
+        assert done.stderr.count("\n") == 1
 
 
 def _with_total_parts(document: dict[str, Any], parts: int) -> dict[str, Any]:

@@ -69,12 +69,12 @@ def test_two_mounts_sharing_a_cache_dir_fetch_each_part_once(
         service.reset_stats()
         readers = [
             subprocess.Popen(["md5sum", str(first.path / "sequence-stores" / "shared" / "x.fastq.gz")],
-                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+                             stdout=subprocess.PIPE, text=True)
         ]
         wait_for(lambda: leases(cache), "the first mount's lease")
         readers.append(
             subprocess.Popen(["md5sum", str(second.path / "sequence-stores" / "shared" / "x.fastq.gz")],
-                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+                             stdout=subprocess.PIPE, text=True)
         )
         wait_for(lambda: mount_stats(second)["shared_cache"].get("lease_waits", 0) >= 1,
                  "the second mount to wait for the first one's lease")  # fmt: skip
@@ -133,7 +133,8 @@ def test_the_cooperative_cap_never_removes_entries_another_mount_is_reading(
     filler = Mounted(tmp_path / "c", service.url, *shared(cache, *cap))
     try:
         for name in ("x", "y"):
-            assert (filler.path / "sequence-stores" / "shared" / f"{name}.fastq.gz").read_bytes() == expected[name]
+            path = filler.path / "sequence-stores" / "shared" / f"{name}.fastq.gz"
+            assert path.read_bytes() == expected[name]
     finally:
         assert filler.stop() == 0
     assert len(entries(cache, ids["x"])) == parts(expected["x"])  # over the cap, but all in use
