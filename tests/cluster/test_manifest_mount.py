@@ -171,7 +171,8 @@ def test_manifest_command_and_flag_failures_are_one_line(
         done = omicsfs("mount", str(mountpoint), "--endpoint-url", service.url, "--manifest", str(path))
         assert done.returncode == 1, name
         assert done.stderr.count("\n") == 1, done.stderr
-        assert message in done.stderr and str(path) in done.stderr, done.stderr
+        assert message in done.stderr, done.stderr
+        assert str(path) in done.stderr, done.stderr
         assert os.listdir(mountpoint) == []  # nothing was mounted
     for flag in ("--read-write", "--sequence-store=demo-cohort"):
         done = omicsfs("mount", str(tmp_path / "mnt-good.json"), "--endpoint-url", service.url,
