@@ -140,7 +140,8 @@ def load(service: Service, folder: Path, count: int, pairs: int, regions: int) -
         file_type = "BAM" if index % 2 == 0 else "CRAM"
         path = sample.bam if file_type == "BAM" else sample.cram
         name = f"rs{index:03d}"
-        fields = {"name": name, "sampleId": f"S{index:03d}", "subjectId": f"P{index:03d}", "referenceArn": arn}
+        fields = {"name": name, "sampleId": f"S{index:03d}", "subjectId": f"P{index:03d}",
+                  "referenceArn": arn}
         read_set_id = upload(omics, store["id"], file_type, {"SOURCE1": path}, service.part_size, **fields)
         return ReadSet(read_set_id, name, file_type)
 
