@@ -182,12 +182,14 @@ def distinct_parts(cache_dirs: list[Path], part_size: int) -> int:
 
 
 def work(mount: Mount, share: list[ReadSet], data: Dataset, errors: Counter[str], wrong: Counter[str]) -> int:
-    """One node's job: find the inputs (``ls -l``), then the region counts; returns queries run."""
+    """One node's job: find the inputs (``ls -l``), then the region counts; returns queries run.
+    ``errors`` counts samtools failures by their last stderr line, ``wrong`` wrong counts and a
+    failed ``ls -l``."""
     store = mount.path / "sequence-stores" / STORE
     reference = mount.path / "reference-stores" / "references" / "genome.fasta"
     listed = subprocess.run(["ls", "-l", str(store)], capture_output=True, text=True)
     if listed.returncode != 0:
-        errors["ls"] += 1
+        wrong["ls -l failed"] += 1
     queries = 0
     for read_set in share:
         for region in data.regions:
@@ -270,7 +272,7 @@ def table(results: list[RunResult], args: argparse.Namespace) -> str:
         ("wall time (s)", [f"{r.wall_seconds:.1f}" for r in results]),
         ("samtools queries", [str(r.queries) for r in results]),
         ("errors surfaced to samtools", [str(r.samtools_errors) for r in results]),
-        ("counts different from local samtools", [str(r.wrong_counts) for r in results]),
+        ("wrong counts or failed ls -l", [str(r.wrong_counts) for r in results]),
         ("data calls answered (GetReadSet + GetReference)", [str(r.data_calls) for r in results]),
         ("distinct parts touched", [str(r.distinct_parts) for r in results]),
         ("bytes sent by the service (MiB)", [f"{r.bytes_sent / MIB:.1f}" for r in results]),
@@ -322,7 +324,9 @@ def main() -> int:
     (RESULTS_DIR / f"{stem}.json").write_text(
         json.dumps({"args": vars(args), "results": [r.__dict__ for r in results]}, indent=2, default=str)
     )
-    bad = sum(r.samtools_errors + r.wrong_counts for r in results)
+    # Today's run may surface errors (that is what it shows); the cohort run must not, and no
+    # count may ever be wrong.
+    bad = sum(r.wrong_counts + (r.samtools_errors if r.name == "cohort" else 0) for r in results)
     return 1 if bad else 0
 
 
