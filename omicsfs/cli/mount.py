@@ -292,12 +292,12 @@ def report_failure(args: argparse.Namespace, exc: Exception) -> int:
 
 
 def daemon_argv(argv: list[str]) -> list[str]:
-    """The user's own arguments, with the mount point made absolute (the child runs in /)."""
+    """The user's own arguments, with paths made absolute (the child runs in /): the mount point,
+    and any other existing folder or file (``--cache-dir``, ``--manifest``)."""
     result = []
     for item in argv:
-        result.append(
-            os.path.abspath(item) if item and os.path.isdir(item) and not item.startswith("-") else item
-        )
+        is_path = item and not item.startswith("-") and (os.path.isdir(item) or os.path.isfile(item))
+        result.append(os.path.abspath(item) if is_path else item)
     return result
 
 
