@@ -206,11 +206,14 @@ async def _linked_references(backend: Backend, found: _Found, limiter: trio.Capa
 
 
 def describe(manifest: Manifest) -> str:
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}" + ("" if n == 1 else "s")
+
     read_sets = sum(len(s.read_sets) for s in manifest.sequence_stores)
     references = sum(len(s.references) for s in manifest.reference_stores)
     return (
-        f"{read_sets} read sets in {len(manifest.sequence_stores)} sequence stores,"
-        f" {references} references in {len(manifest.reference_stores)} reference stores"
+        f"{count(read_sets, 'read set')} in {count(len(manifest.sequence_stores), 'sequence store')},"
+        f" {count(references, 'reference')} in {count(len(manifest.reference_stores), 'reference store')}"
     )
 
 
