@@ -254,7 +254,7 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
             raise MountError(str(exc)) from None
         check_endpoint_url(args.endpoint_url)
         if args.cache_dir:
-            prepare_cache_dir(args.cache_dir.resolve())
+            prepare_cache_dir(args.cache_dir.resolve(), shared=args.cache_dir_shared)
         if args.notify_fd is None:  # the checks run once, in the process the user started
             check_fuse(args.allow_other)
             check_mountpoint(args.mountpoint.resolve(), nonempty="nonempty" in extra)

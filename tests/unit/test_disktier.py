@@ -7,6 +7,9 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
+from omicsfs.fs.read import disktier
 from omicsfs.fs.read.disktier import DEBRIS_AGE, DiskTier, Entry, plan_eviction
 
 KEY = ("readSet", "123", "source1", "v1")
@@ -101,7 +104,7 @@ def _age(path: Path, seconds: float) -> None:
 
 def test_a_shared_tier_evicts_only_idle_entries_and_reads_keep_entries_alive(tmp_path: Path) -> None:
     tier = DiskTier(tmp_path / "blocks", max_bytes=5000, block_size=1000, shared_grace=600)
-    tier.scan()
+    tier.scan(wait=True)
     paths = [_entry(tier, 1, block, os.urandom(1000)) for block in range(8)]  # 8 KB, over the cap
     for path in paths:
         _age(path, 3600)
@@ -132,9 +135,27 @@ def test_a_shared_tier_evicts_only_idle_entries_and_reads_keep_entries_alive(tmp
 
 def test_a_shared_tier_sees_entries_other_mounts_wrote_after_its_scan(tmp_path: Path) -> None:
     mine = DiskTier(tmp_path / "blocks", max_bytes=1 << 20, block_size=1000, shared_grace=600)
-    mine.scan()
+    mine.scan(wait=True)
     theirs = DiskTier(tmp_path / "blocks", max_bytes=1 << 20, block_size=1000, shared_grace=600)
     path = _entry(theirs, 1, 0, b"y" * 1000)
     assert mine.has(path)
     private = DiskTier(tmp_path / "blocks", max_bytes=1 << 20, block_size=1000)
     assert not private.has(path)  # a private tier trusts its own index alone
+
+
+def test_a_commit_past_the_cap_starts_one_eviction_scan_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(disktier, "SCAN_SPACING", 0.0)
+    tier = DiskTier(tmp_path / "blocks", max_bytes=5000, block_size=1000, shared_grace=600)
+    tier.scan(wait=True)
+    idle = [_entry(tier, 1, block, os.urandom(1000)) for block in range(4)]
+    for path in idle:
+        _age(path, 3600)
+    new = [_entry(tier, 2, block, os.urandom(1000)) for block in range(3)]  # 7 KB: past the cap
+    deadline = time.monotonic() + 30
+    while tier.evicted < 3 and time.monotonic() < deadline:  # the scan runs on a thread of its own
+        time.sleep(0.01)
+    assert tier.evicted >= 3
+    assert all(path.exists() for path in new)
+    assert sum(path.exists() for path in idle) <= 1  # down to 90% of the cap, oldest first

@@ -74,7 +74,7 @@ def _shared_fs(backend: FakeBackend, root: Path, nursery: trio.Nursery) -> FileS
     )
     config = replace(UNIT_CONFIG, cache=cache, metadata_dir=root)
     disk = DiskTier(root / "parts", 1 << 30, BLOCK, shared_grace=600)
-    disk.scan()
+    disk.scan(wait=True)
     fs = FileSystem(config, backend, Stats(backend=backend.stats), disk=disk)
     fs.tasks.attach(nursery)
     assert fs.cache.leases is not None

@@ -97,13 +97,18 @@ class DiskTier:
     def shared(self) -> bool:
         return self.shared_grace is not None
 
-    def scan(self) -> None:
-        """Builds the index of entries, oldest first; sweeps half-written files (blocking)."""
+    def scan(self, *, wait: bool = False) -> None:
+        """Builds the index of entries, oldest first; sweeps half-written files (blocking).
+        Shared: measuring the folder walks every mount's entries (on NFS, a round trip each), so
+        it runs in the background unless ``wait``; the mount does not wait for it."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
         if self.shared:
-            self._evict_shared()
-            log.info("shared disk cache %s: %d blocks, %d bytes", self.root, len(self._index), self.bytes)
+            self._evicting = True
+            if wait:
+                self._evict_shared()
+            else:
+                threading.Thread(target=self._evict_shared, name="omicsfs-evict", daemon=True).start()
             return
         found: list[tuple[float, Path, int]] = []
         for path in self.root.rglob("*"):
@@ -278,6 +283,7 @@ class DiskTier:
                 self._index = OrderedDict((e.path, e.size) for e in entries if e.path not in removed)
                 self.bytes = sum(self._index.values())
                 self.evicted += mine
+            log.debug("shared disk cache %s: %d blocks, %d bytes", self.root, len(self._index), self.bytes)
         except Exception:  # a thread of its own: nothing else would report it
             log.exception("evicting from the shared disk cache %s failed", self.root)
         finally:

@@ -46,8 +46,10 @@ from omicsfs.fs.stats import Stats
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two looks of a waiting mount at the disk tier and the lease.
+#: Seconds between two looks of a waiting mount at the disk tier and the lease; doubling up to
+#: POLL_MAX while the holder's blocks do not come (each look is a few NFS round trips).
 POLL = 0.05
+POLL_MAX = 0.5
 
 
 class Outcome(Enum):
@@ -179,8 +181,11 @@ class SharedFetches:
     async def run(self, fetch: Fetch, fetch_body: FetchBody, adopt: Adopt) -> None:
         name = lease_name(fetch)
         waited = False
+        delay = self.poll
         while True:
+            before = fetch.next
             await _adopt_all(fetch, adopt)
+            delay = self.poll if fetch.next > before else min(2 * delay, max(self.poll, POLL_MAX))
             if fetch.next >= fetch.end:
                 if waited:
                     self.stats.shared["fetches_from_peers"] += 1
@@ -191,7 +196,7 @@ class SharedFetches:
                     self.stats.shared["lease_waits"] += 1
                     log.debug("%s: another mount is fetching it; waiting for its blocks", fetch.describe())
                 waited = True
-                await trio.sleep(self.poll)
+                await trio.sleep(delay)
                 continue
             if outcome is Outcome.TAKEN_EXPIRED:
                 self.stats.shared["leases_expired"] += 1
