@@ -83,8 +83,16 @@ class Bench:
         member = fastq_gzip_member(8 * MIB, 20240601, 150, batch=1024)
         self.size = write_copies(source, member, -(-size_mib * MIB // len(member)))
         self.store = self.omics.create_sequence_store(name="bench-cold")["id"]
-        self.read_set = upload(self.omics, self.store, "FASTQ", {"SOURCE1": source}, PART,
-                               name="big", subjectId="s", sampleId="s")  # fmt: skip
+        self.read_set = upload(
+            self.omics,
+            self.store,
+            "FASTQ",
+            {"SOURCE1": source},
+            PART,
+            name="big",
+            subjectId="s",
+            sampleId="s",
+        )
         self.service.drain()
         source.unlink()
         meta = self.omics.get_read_set_metadata(sequenceStoreId=self.store, id=self.read_set)
@@ -101,8 +109,13 @@ class Bench:
         os.stat(path)  # metadata is not what is measured
         return path
 
-    def timed_on_mount(self, pythonpath: Path | None, step: Callable[[Path], None], series: Series,
-                       warm: Series | None = None) -> None:  # fmt: skip
+    def timed_on_mount(
+        self,
+        pythonpath: Path | None,
+        step: Callable[[Path], None],
+        series: Series,
+        warm: Series | None = None,
+    ) -> None:
         mount = self.mounted(pythonpath)
         try:
             path = self.file_in(mount)
@@ -146,9 +159,11 @@ class Bench:
         start = time.perf_counter()
         with TransferManager(client, TransferConfig(directory=str(self.out))) as manager:
             manager.download_read_set_file(
-                sequence_store_id=self.store, read_set_id=self.read_set,
-                server_filename=ReadSetFileName.SOURCE1, client_fileobj=str(target),
-            )  # fmt: skip
+                sequence_store_id=self.store,
+                read_set_id=self.read_set,
+                server_filename=ReadSetFileName.SOURCE1,
+                client_fileobj=str(target),
+            )
         series.seconds.append(time.perf_counter() - start)
         if target.stat().st_size != self.size:
             raise RuntimeError("the Transfer Manager wrote the wrong number of bytes")
@@ -156,8 +171,9 @@ class Bench:
 
     def raw(self, series: Series) -> None:
         def part(number: int) -> int:
-            reply = self.omics.get_read_set(sequenceStoreId=self.store, id=self.read_set, file="SOURCE1",
-                                            partNumber=number)  # fmt: skip
+            reply = self.omics.get_read_set(
+                sequenceStoreId=self.store, id=self.read_set, file="SOURCE1", partNumber=number
+            )
             return sum(len(chunk) for chunk in reply["payload"].iter_chunks(MIB))
 
         start = time.perf_counter()
@@ -176,8 +192,10 @@ def run(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def table(size: int, rows: list[Series], reference: Series | None = None) -> str:
-    lines = ["| step | MB/s, each round | median MB/s | daemon CPU s/GiB (median) | peak RSS MiB |",
-             "|---|---|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| step | MB/s, each round | median MB/s | daemon CPU s/GiB (median) | peak RSS MiB |",
+        "|---|---|---:|---:|---:|",
+    ]
     for row in rows:
         rates = [size / 1e6 / s for s in row.seconds]
         cpu = f"{statistics.median(row.cpu):.2f}" if row.cpu else "-"
@@ -223,16 +241,20 @@ def main(argv: list[str] | None = None) -> int:
                 if series.seconds:
                     log(f"  {series.name}: {bench.size / 1e6 / series.seconds[-1]:.0f} MB/s")
         rows = [tm, *([old_cp] if args.before else []), cp, raw, *([old_dd] if args.before else []), dd, warm]
-        title = (f"# Cold reads ({args.bandwidth or 'unpaced loopback'}; {bench.size / MIB:.0f} MiB, "
-                 f"{bench.parts} parts of 100 MiB; {os.cpu_count()} CPUs)")  # fmt: skip
+        title = (
+            f"# Cold reads ({args.bandwidth or 'unpaced loopback'}; {bench.size / MIB:.0f} MiB, "
+            f"{bench.parts} parts of 100 MiB; {os.cpu_count()} CPUs)"
+        )
         text = [title, "", table(bench.size, rows), ""]
         text += [f"- cp / Transfer Manager: {ratio(cp, tm)}", f"- cold dd / raw: {ratio(dd, raw)}"]
         if args.before:
-            text += [f"- cp / Transfer Manager, before: {ratio(old_cp, tm)}",
-                     f"- cold dd / raw, before: {ratio(old_dd, raw)}",
-                     f"- daemon CPU per GiB, after / before: "
-                     f"{statistics.median(dd.cpu) / statistics.median(old_dd.cpu):.2f} (dd), "
-                     f"{statistics.median(cp.cpu) / statistics.median(old_cp.cpu):.2f} (cp)"]  # fmt: skip
+            text += [
+                f"- cp / Transfer Manager, before: {ratio(old_cp, tm)}",
+                f"- cold dd / raw, before: {ratio(old_dd, raw)}",
+                f"- daemon CPU per GiB, after / before: "
+                f"{statistics.median(dd.cpu) / statistics.median(old_dd.cpu):.2f} (dd), "
+                f"{statistics.median(cp.cpu) / statistics.median(old_cp.cpu):.2f} (cp)",
+            ]
         report = "\n".join(text) + "\n"
         print("\n" + report)
         RESULTS.mkdir(parents=True, exist_ok=True)

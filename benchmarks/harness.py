@@ -51,6 +51,7 @@ class Service:
         extra = ("--faults", faults) if faults else ()
         self.child = ServiceProcess(data_dir, *extra, part_size=part_size, processing_delay=0)
         self.url = self.child.url
+        self.s3_url = self.child.s3_url
         parsed = urlsplit(self.url)
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
 
@@ -82,6 +83,11 @@ class Service:
 
     def reset_stats(self) -> None:
         self.admin("POST", "stats/reset")
+
+    def set_faults(self, spec: str) -> None:
+        request = urllib.request.Request(f"{self.url}/_omicsfs/faults", data=spec.encode(), method="PUT")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
 
     def stop(self) -> None:
         self.child.stop()

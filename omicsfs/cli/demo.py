@@ -49,8 +49,9 @@ log = logging.getLogger(__name__)
 
 MARKER = "loaded.json"
 STORE_NAME = "demo-cohort"
-#: Folders the tree names without listing them: they hold the same files again under other names.
-ALIASES = ("by-id", "by-sample", "by-subject", ".jobs")
+#: Folders the tree names without listing them: they hold the same files again under other names
+#: (by-md5/ the references' contigs, and listing it would compute their MD5s).
+ALIASES = ("by-id", "by-sample", "by-subject", ".jobs", "by-md5")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -221,18 +222,27 @@ def _size(count: int) -> str:
     raise AssertionError
 
 
+def omicsfs_command() -> str:
+    """How to run this omicsfs from a pasted command: the script beside this interpreter (a venv's
+    ``omicsfs`` need not be on PATH), else the one on PATH, else ``python -m omicsfs``."""
+    beside = Path(sys.executable).parent / "omicsfs"
+    if beside.exists():
+        return shlex.quote(str(beside))
+    on_path = shutil.which("omicsfs")
+    return shlex.quote(on_path) if on_path else f"{shlex.quote(sys.executable)} -m omicsfs"
+
+
 def commands(root: Path) -> list[str]:
-    """A region query through the BAM index, a CRAM decoded against the mounted reference, and
-    the read set's metadata as extended attributes; paths absolute and shell-quoted."""
+    """A region query through the BAM index, a CRAM decoded with its reference found on the mount
+    (``omicsfs env``: REF_PATH at the by-md5 view, no -T, no network), and the read set's metadata
+    as extended attributes; paths absolute and shell-quoted."""
     store = root / "sequence-stores" / STORE_NAME
     names = sorted(os.listdir(store))
     bam = store / next(name for name in names if name.endswith(".bam") and f"{name}.bai" in names)
     cram = store / next(name for name in names if name.endswith(".cram"))
-    references = root / "reference-stores" / "references"
-    fasta = references / next(name for name in sorted(os.listdir(references)) if name.endswith(".fasta"))
     q = shlex.quote
     return [
         f"samtools view -c {q(str(bam))} chr1:10000-20000",
-        f"samtools view -T {q(str(fasta))} {q(str(cram))} | head",
+        f'eval "$({omicsfs_command()} env {q(str(root))})"; samtools view {q(str(cram))} | head',
         f"getfattr -d {q(str(bam))}",
     ]

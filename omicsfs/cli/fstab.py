@@ -42,6 +42,8 @@ LOCAL_SOURCE = "local:"
 #: ``key=value`` options and the ``omicsfs mount`` flag each becomes.
 VALUE_OPTIONS = {
     "endpoint_url": "--endpoint-url",
+    "s3_endpoint_url": "--s3-endpoint-url",
+    "data_plane": "--data-plane",
     "region": "--region",
     "profile": "--profile",
     "local": "--local",

@@ -1,5 +1,5 @@
-"""The one entry point: ``omicsfs mount | unmount | manifest | serve | admin | demo | stats``, and
-``install-helper``.
+"""The one entry point: ``omicsfs mount | unmount | manifest | serve | admin | demo | stats | env``,
+and ``install-helper``.
 
 Each subcommand's flags and runner live in their own module here; this one only assembles the
 parser and dispatches. Heavy imports (pyfuse3, the local service) happen in the runners, so
@@ -13,7 +13,7 @@ import importlib.metadata
 import sys
 
 import omicsfs
-from omicsfs.cli import demo, fstab, manifest, mount, serve, stats
+from omicsfs.cli import demo, env, fstab, manifest, mount, serve, stats
 from omicsfs.cli.local import run_mount_command
 
 
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(commands)
     fstab.add_parser(commands)
     stats.add_parser(commands)
+    env.add_parser(commands)
     return parser
 
 
@@ -60,4 +61,6 @@ def main(argv: list[str] | None = None) -> int:
             return stats.run_stats(args)
         case "manifest":
             return manifest.run_manifest(args, f"omicsfs {version()}")
+        case "env":
+            return env.run_env(args)
     raise AssertionError(args.command)

@@ -24,6 +24,7 @@ from omicsfs.fs.errors import FsError
 from omicsfs.fs.nodes import (
     FOLDER_TYPES,
     LINK_TYPES,
+    ContigFile,
     JobFile,
     Node,
     ObjectFile,
@@ -83,6 +84,8 @@ class Attributes:
                 return owner.attr(ino, stat.S_IFREG | 0o444, len(document), job.creation_time, timeout)
             case ObjectFile():
                 return await self._object_file(node, ino, placeholder)
+            case ContigFile():
+                return await self.tree.by_md5.attr(node, ino)
             case _ if isinstance(node, LINK_TYPES):
                 target = await self.tree.link_target(node)
                 if target is None:

@@ -1,8 +1,9 @@
 """The filesystem without pyfuse3: the one object fuse_ops.py calls, and the unit tests too.
 
 It dispatches each request by node kind to the part that owns it: names and inodes
-(namespace.py), attributes (attributes.py), reads (read/reader.py), writes (write/ops.py),
-extended attributes (xattrs.py) and the stats document (statsfile.py). It raises FsError or
+(namespace.py), attributes (attributes.py), reads (read/reader.py), the by-md5 view of the
+references (refview.py), writes (write/ops.py), extended attributes (xattrs.py) and the stats
+document (statsfile.py). It raises FsError or
 backend errors, which fuse_ops maps through the one errno table (fs/errors.py).
 """
 
@@ -18,13 +19,15 @@ from omicsfs.config import DataPlane, MountConfig
 from omicsfs.fs.attributes import Attributes
 from omicsfs.fs.attrs import Attr, Owner
 from omicsfs.fs.catalog import Catalog
+from omicsfs.fs.contigs import ReferenceContigs
 from omicsfs.fs.errors import FsError
-from omicsfs.fs.handles import DirHandle, DocumentHandle, HandleTable, ReadHandle
+from omicsfs.fs.handles import ContigHandle, DirHandle, DocumentHandle, HandleTable, ReadHandle
 from omicsfs.fs.metastore import MetadataStore
 from omicsfs.fs.namespace import Invalidator, Namespace
 from omicsfs.fs.nodes import (
     FOLDER_TYPES,
     LINK_TYPES,
+    ContigFile,
     JobFile,
     ObjectFile,
     StatsFile,
@@ -36,12 +39,14 @@ from omicsfs.fs.read.blockcache import BlockCache
 from omicsfs.fs.read.disktier import DiskTier
 from omicsfs.fs.read.reader import Reader
 from omicsfs.fs.read.s3plane import S3Plane
+from omicsfs.fs.refview import Md5View
 from omicsfs.fs.s3listing import S3Listing
 from omicsfs.fs.stats import Stats
 from omicsfs.fs.statsfile import stats_document
 from omicsfs.fs.tasks import TaskGroup
 from omicsfs.fs.tree import Tree
 from omicsfs.fs.write.ops import WriteHandle, WriteOps
+from omicsfs.fs.write.references import ReferenceIndex
 from omicsfs.fs.xattrs import job_xattrs, object_file_xattrs, store_xattrs
 
 log = logging.getLogger(__name__)
@@ -72,8 +77,6 @@ class FileSystem:
             backend, self.metastore, listing_ttl=config.listing_ttl,
             sequence_store_ids=config.sequence_store_ids, reference_store_ids=config.reference_store_ids,
         )  # fmt: skip
-        self.tree = Tree(self.catalog)
-        self.namespace = Namespace(self.tree, invalidate)
         planes = S3Plane(s3, config.data_plane, stats)
         self.cache = BlockCache(
             backend, config.cache, stats, self.tasks,
@@ -81,10 +84,17 @@ class FileSystem:
         )  # fmt: skip
         self.reader = Reader(self.catalog, self.cache, config)
         owner = Owner(config.uid, config.gid)
+        self.contigs = ReferenceContigs(self.catalog, self.cache, self.reader, self.metastore, self.tasks)
+        self.by_md5 = Md5View(
+            self.catalog, self.contigs, self.reader, owner, config.kernel, config.listing_ttl
+        )
+        self.tree = Tree(self.catalog, self.by_md5)
+        self.namespace = Namespace(self.tree, invalidate)
         self.writes: WriteOps | None = None
         if config.writes.enabled:
+            references = ReferenceIndex(self.catalog, self.contigs)
             self.writes = WriteOps(
-                self.namespace, self.catalog, self.cache, backend, config.writes, config.kernel, owner, stats,
+                self.namespace, self.catalog, references, backend, config.writes, config.kernel, owner, stats,
                 self.tasks, mountpoint,
             )  # fmt: skip
         s3_listing = None
@@ -203,6 +213,8 @@ class FileSystem:
                 summary = await self.attributes.summary(node)
                 cached = await self.reader.open(summary, node.file)
                 return self.handles.add(ReadHandle(ino, cached)), True
+            case ContigFile():
+                return self.handles.add(await self.by_md5.open(node, ino)), True
         raise FsError(errno.EISDIR if isinstance(node, FOLDER_TYPES) else errno.EINVAL)
 
     async def read(self, handle: int, offset: int, size: int) -> bytes | bytearray | memoryview:
@@ -212,6 +224,8 @@ class FileSystem:
                 self.stats.read_requests += 1
                 self.stats.read_bytes += len(data)
                 return data
+            case ContigHandle() as opened:
+                return await self.by_md5.read(handle, opened, offset, size)
             case DocumentHandle(document=document):
                 return document[offset : offset + size]
             case WriteHandle():
@@ -220,7 +234,7 @@ class FileSystem:
 
     def release(self, handle: int) -> None:
         match self.handles.pop(handle):
-            case ReadHandle():
+            case ReadHandle() | ContigHandle():
                 self.reader.closed(handle)
             case WriteHandle() as opened if self.writes is not None:
                 self.writes.release(opened)
@@ -262,6 +276,8 @@ class FileSystem:
                 return store_xattrs(store)
             case JobFile() as node:
                 return job_xattrs(await self.attributes.job(node))
+            case ContigFile() as node:
+                return await self.by_md5.xattrs(node)
         return {}
 
     def node_label(self, *, ino: int | None = None, fh: int | None = None) -> str:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
+from omicsfs.backend.models import ReferenceSummary
 from omicsfs.fs.attrs import Attr
 from omicsfs.fs.errors import FsError
+from omicsfs.fs.fasta import FaiEntry
 from omicsfs.fs.read.files import CachedFile
 from omicsfs.fs.read.readahead import RangeStream, StreamState
 from omicsfs.fs.write.ops import WriteHandle
@@ -36,6 +39,19 @@ class ReadHandle:
 
 
 @dataclass
+class ContigHandle:
+    """A ``by-md5`` file: bases of one contig, read from its reference's FASTA through the block
+    cache with its own read-ahead (fs/refview.py)."""
+
+    ino: int
+    fasta: CachedFile
+    contig: FaiEntry
+    reference: ReferenceSummary
+    stream: StreamState = field(default_factory=StreamState)
+    range_stream: RangeStream = field(default_factory=RangeStream)
+
+
+@dataclass
 class DirHandle:
     """A folder listing, snapshotted at opendir so readdir offsets stay valid while it changes."""
 
@@ -43,7 +59,7 @@ class DirHandle:
     entries: list[tuple[str, Attr]]
 
 
-Handle = DocumentHandle | ReadHandle | WriteHandle | DirHandle
+Handle: TypeAlias = DocumentHandle | ReadHandle | ContigHandle | WriteHandle | DirHandle
 
 
 class HandleTable:

@@ -35,6 +35,7 @@ from omicsfs.backend.models import (
 )
 from omicsfs.backend.stats import BackendStats
 from omicsfs.config import MountConfig
+from omicsfs.fs.fasta import ReferenceDigests
 from omicsfs.fs.manifest import Manifest
 from omicsfs.fs.metastore import MetadataStore, SharedMetadataStore
 
@@ -135,10 +136,13 @@ class ManifestBackend:
 
 
 class ManifestMetadata(MetadataStore):
-    """The catalog's persisted metadata, answered from the manifest (nothing is stored)."""
+    """The catalog's persisted metadata: file layouts from the manifest (nothing is stored);
+    what a manifest does not hold (a reference's contig MD5s, computed from its FASTA) is kept
+    in ``inner``, the cache dir's own store."""
 
-    def __init__(self, manifest: Manifest) -> None:
+    def __init__(self, manifest: Manifest, inner: MetadataStore | None = None) -> None:
         super().__init__(None)
+        self.inner = inner or MetadataStore(None)
         self._files: dict[tuple[ObjectKind, str], ObjectFiles] = {}
         for rs in manifest.read_sets():
             self._files[(ObjectKind.READ_SET, rs.summary.id)] = rs.files
@@ -152,13 +156,24 @@ class ManifestMetadata(MetadataStore):
     def put(self, kind: ObjectKind, object_id: str, files: ObjectFiles) -> None:
         return  # the manifest already holds it
 
+    def get_contigs(self, reference_id: str, validator: str) -> ReferenceDigests | None:
+        return self.inner.get_contigs(reference_id, validator)
+
+    def put_contigs(self, reference_id: str, validator: str, digests: ReferenceDigests) -> None:
+        self.inner.put_contigs(reference_id, validator, digests)
+
+    def close(self) -> None:
+        self.inner.close()
+
 
 def control_sources(config: MountConfig, backend: Backend) -> tuple[Backend, MetadataStore]:
     """Where the mount's listings and metadata come from: the manifest (``--manifest``), else
     the service, with metadata persisted per host (SQLite) or for a shared cache dir as files."""
+    if config.cache.shared and config.metadata_dir is not None:
+        store: MetadataStore = SharedMetadataStore(config.metadata_dir)
+    else:
+        store = MetadataStore(config.metadata_dir)
     if config.manifest is not None:
         manifest = Manifest.load(config.manifest)
-        return ManifestBackend(manifest, backend), ManifestMetadata(manifest)
-    if config.cache.shared and config.metadata_dir is not None:
-        return backend, SharedMetadataStore(config.metadata_dir)
-    return backend, MetadataStore(config.metadata_dir)
+        return ManifestBackend(manifest, backend), ManifestMetadata(manifest, store)
+    return backend, store

@@ -25,8 +25,9 @@ from typing import TypeVar
 
 from omicsfs.backend.models import FileType, StoredFile
 
-#: Folder names the mount itself uses inside a store folder; no read set file may take them.
-RESERVED = frozenset({"by-id", "by-sample", "by-subject", ".jobs", ".", ".."})
+#: Folder names the mount itself uses (inside a store folder; ``by-md5`` beside the reference
+#: stores); no store or read set file may take them.
+RESERVED = frozenset({"by-id", "by-sample", "by-subject", "by-md5", ".jobs", ".", ".."})
 
 #: Longest path component, in bytes (Linux NAME_MAX).
 NAME_MAX = 255

@@ -14,6 +14,8 @@ The folder layout (README.md, "Layout"):
         ById "by-id"           -> IdLink per file
         GroupsFolder "by-sample" / "by-subject" -> GroupFolder per value -> GroupLink per file
         JobsFolder ".jobs"     -> JobKindFolder per kind -> JobFile per job
+      Md5Folder("") "by-md5" (reference-stores only) -> Md5Folder("4b") -> Md5Folder("4b71")
+        -> ContigFile per contig MD5 (fs/refview.py)
     ControlFolder ".omicsfs"   -> StatsFile "stats.json"
   WritingFile: a file being written on a ``--read-write`` mount, listed beside the read sets.
 """
@@ -29,6 +31,8 @@ STORES_FOLDERS = {StoreKind.SEQUENCE: "sequence-stores", StoreKind.REFERENCE: "r
 #: The mount's own folder: ``.omicsfs/stats.json`` is a live view of the daemon's counters.
 CONTROL_FOLDER = ".omicsfs"
 STATS_FILE = "stats.json"
+#: The htslib reference cache view in ``reference-stores/`` (fs/refview.py).
+BY_MD5 = "by-md5"
 JOB_KINDS: dict[StoreKind, tuple[JobKind, ...]] = {
     StoreKind.SEQUENCE: (JobKind.IMPORT, JobKind.EXPORT, JobKind.ACTIVATION),
     StoreKind.REFERENCE: (JobKind.IMPORT,),
@@ -112,6 +116,14 @@ class JobKindFolder:
     job_kind: JobKind
 
 
+@dataclass(frozen=True, slots=True)
+class Md5Folder:
+    """``reference-stores/by-md5/`` (prefix ""), ``by-md5/4b/`` ("4b") or ``by-md5/4b/71/``
+    ("4b71"): the levels of htslib's ``%2s/%2s/%s`` layout."""
+
+    prefix: str
+
+
 # -- links --------------------------------------------------------------------------------------
 
 
@@ -175,6 +187,13 @@ class StatsFile:
 
 
 @dataclass(frozen=True, slots=True)
+class ContigFile:
+    """``by-md5/4b/71/<28 hex>``: the bare sequence of every contig whose M5 is ``md5``."""
+
+    md5: str
+
+
+@dataclass(frozen=True, slots=True)
 class WritingFile:
     """A file being written; ``ident`` is its number in the write engine."""
 
@@ -183,14 +202,14 @@ class WritingFile:
 
 Folder = (
     Root | ControlFolder | StoresFolder | StoresById | StoreFolder | ById | GroupsFolder | GroupFolder
-    | JobsFolder | JobKindFolder
+    | JobsFolder | JobKindFolder | Md5Folder
 )  # fmt: skip
 Link = StoreLink | IdLink | GroupLink
-File = ObjectFile | JobFile | StatsFile | WritingFile
+File = ObjectFile | JobFile | StatsFile | WritingFile | ContigFile
 Node = Folder | Link | File
 
 FOLDER_TYPES = (Root, ControlFolder, StoresFolder, StoresById, StoreFolder, ById, GroupsFolder, GroupFolder,
-                JobsFolder, JobKindFolder)  # fmt: skip
+                JobsFolder, JobKindFolder, Md5Folder)  # fmt: skip
 LINK_TYPES = (StoreLink, IdLink, GroupLink)
 ROOT = Root()
 
@@ -214,6 +233,8 @@ def describe(node: Node) -> str:
             return f"{node.job_kind} job {node.job_id} of {node.kind} store {node.store_id}"
         case WritingFile():
             return f"file being written #{node.ident}"
+        case ContigFile():
+            return f"by-md5 contig {node.md5}"
         case StoreFolder() | ById() | JobsFolder() | StoreLink():
             return f"{node.kind} store {node.store_id}"
         case GroupsFolder() | GroupFolder():

@@ -4,6 +4,7 @@ Folders are derived from listings alone: ``ls`` of a store makes only ListReadSe
 files a read set has is decided without a metadata call where possible: paired FASTQ from the
 listing's ``etag.source2``, an index presumed for BAM/CRAM. When metadata fetched later
 contradicts a presumption (an unsorted BAM without an index), the folder is recomputed.
+``reference-stores/by-md5/`` is the by-md5 view's (fs/refview.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from omicsfs.backend.models import (
     FileType,
@@ -31,6 +33,7 @@ from omicsfs.fs.names import (
     safe_component,
 )
 from omicsfs.fs.nodes import (
+    BY_MD5,
     CONTROL_FOLDER,
     JOB_KINDS,
     STATS_FILE,
@@ -47,6 +50,7 @@ from omicsfs.fs.nodes import (
     JobKindFolder,
     JobsFolder,
     Link,
+    Md5Folder,
     Node,
     ObjectFile,
     Root,
@@ -56,6 +60,9 @@ from omicsfs.fs.nodes import (
     StoresById,
     StoresFolder,
 )
+
+if TYPE_CHECKING:  # the view reads through handles, which import the write path, which imports this
+    from omicsfs.fs.refview import Md5View
 
 _READ_SET_FILES = {StoredFile.SOURCE1, StoredFile.SOURCE2, StoredFile.INDEX}
 _REFERENCE_FILES = {StoredFile.SOURCE, StoredFile.INDEX}
@@ -76,8 +83,9 @@ class FolderListing:
 
 
 class Tree:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, by_md5: Md5View) -> None:
         self.catalog = catalog
+        self.by_md5 = by_md5
         self._folders: dict[tuple[StoreKind, str], FolderListing] = {}
         #: Bumped when fetched metadata contradicts what a folder presumed from its listing.
         self._epoch = 0
@@ -178,6 +186,8 @@ class Tree:
                 entries: dict[str, Node] = {"by-id": StoresById(kind)}
                 for name, store in (await self.stores(kind)).items():
                     entries[name] = StoreFolder(kind, store.id)
+                if kind is StoreKind.REFERENCE:
+                    entries[BY_MD5] = Md5Folder("")
                 return entries
             case StoresById(kind=kind):
                 return {store.id: StoreLink(kind, store.id) for store in (await self.stores(kind)).values()}
@@ -217,6 +227,8 @@ class Tree:
             case JobKindFolder(kind=kind, store_id=store_id, job_kind=job_kind):
                 jobs = await self.catalog.jobs(kind, store_id, job_kind)
                 return {f"{job_id}.json": JobFile(kind, store_id, job_kind, job_id) for job_id in jobs}
+            case Md5Folder():
+                return await self.by_md5.children(node)
         raise AssertionError(f"not a folder: {node}")
 
     async def link_target(self, node: Link) -> str | None:

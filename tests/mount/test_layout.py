@@ -4,6 +4,7 @@ SEMANTICS.md)."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import stat
@@ -11,6 +12,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pysam
+
+from omicsfs.sample.data import SampleFiles
 from omicsfs.sample.load import LoadedSample
 from tests.mount.expected import READ_SET_FILES
 from tests.mounting import Mounted
@@ -19,7 +23,7 @@ from tests.mounting import Mounted
 def test_top_level_and_store_folders(mnt: Mounted, loaded: LoadedSample) -> None:
     assert sorted(os.listdir(mnt.path)) == [".omicsfs", "reference-stores", "sequence-stores"]
     assert sorted(os.listdir(mnt.path / "sequence-stores")) == ["by-id", "demo-cohort"]
-    assert sorted(os.listdir(mnt.path / "reference-stores")) == ["by-id", "references"]
+    assert sorted(os.listdir(mnt.path / "reference-stores")) == ["by-id", "by-md5", "references"]
     link = mnt.path / "sequence-stores" / "by-id" / loaded.sequence_store_id
     assert os.readlink(link) == "../demo-cohort"
     assert os.readlink(mnt.path / "reference-stores" / "by-id" / loaded.reference_store_id) == "../references"
@@ -148,3 +152,21 @@ def test_uid_gid_options(tmp_path: Path, loaded_service: Any, loaded: LoadedSamp
         assert (info.st_uid, info.st_gid) == (1234, 5678)
     finally:
         assert mounted.stop() == 0
+
+
+def test_by_md5_holds_each_contig_under_its_md5(mnt: Mounted, sample: SampleFiles) -> None:
+    """reference-stores/by-md5/<2>/<2>/<28>: the row of SEMANTICS.md's layout table (the view's
+    own tests are in tests/references/)."""
+    root = mnt.path / "reference-stores" / "by-md5"
+    assert stat.S_IMODE(root.stat().st_mode) == 0o555
+    with pysam.FastaFile(str(sample.reference)) as fasta:
+        sequences = [fasta.fetch(name) for name in fasta.references]
+    contigs = {hashlib.md5(seq.upper().encode()).hexdigest(): len(seq) for seq in sequences}
+    found = {}
+    for first in os.listdir(root):
+        for second in os.listdir(root / first):
+            for rest in os.listdir(root / first / second):
+                found[first + second + rest] = (root / first / second / rest).stat()
+    assert set(found) == set(contigs)
+    for md5, info in found.items():
+        assert (info.st_size, stat.S_IMODE(info.st_mode)) == (contigs[md5], 0o444)

@@ -107,3 +107,10 @@ def test_option_names_may_use_dashes_as_the_flags_do() -> None:
         "-o",
         "nosuid",
     ]
+
+
+def test_data_plane_options_become_flags() -> None:
+    options = ["data_plane=parts", "s3_endpoint_url=http://127.0.0.1:9000"]
+    assert translate("omicsfs", "/m", options) == [
+        "mount", "/m", "--data-plane", "parts", "--s3-endpoint-url", "http://127.0.0.1:9000",
+    ]  # fmt: skip

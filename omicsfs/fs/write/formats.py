@@ -3,9 +3,10 @@
 The name decides the read set type (``.bam``, ``.cram``, ``.fastq[.gz]``/``.fq[.gz]``, with
 ``_1``/``_2``/``_R1``/``_R2`` mates for FASTQ). The first bytes must agree (BGZF with the BAM magic,
 the CRAM magic, gzip, or a FASTQ ``@``), and for BAM and CRAM the header gives the metadata the
-upload needs before it can be created: the @SQ set (to find the reference) and the first @RG SM
-(the sample). Checking this on the first writes is Mountpoint's tenet "fail early and explicitly"
-(README.md, "Tenets"): a wrong file fails at its first write, not after a 10 GB copy.
+upload needs before it can be created: the @SQ set with any M5 tags (to find the reference,
+write/references.py) and the first @RG SM (the sample). Checking this on the first writes is
+Mountpoint's tenet "fail early and explicitly" (README.md, "Tenets"): a wrong file fails at its
+first write, not after a 10 GB copy.
 """
 
 from __future__ import annotations
@@ -61,11 +62,20 @@ def parse_name(name: str) -> WriteName | None:
 
 
 @dataclass(frozen=True)
+class SqLine:
+    """One @SQ line: the contig's name and length, and its M5 (lower case) where one is given."""
+
+    name: str
+    length: int
+    m5: str | None = None
+
+
+@dataclass(frozen=True)
 class Header:
     """What the first bytes say: the confirmed type and the metadata the upload takes from them."""
 
     file_type: FileType
-    references: tuple[tuple[str, int], ...] = ()  # @SQ (name, length), in header order
+    references: tuple[SqLine, ...] = ()  # @SQ lines, in header order
     sample: str | None = None  # SM of the first @RG line
 
 
@@ -161,7 +171,10 @@ def _parse_bam_header(data: bytes) -> Header | None:
     text = data[8:offset].decode("utf-8", "replace")
     (count,) = struct.unpack_from("<i", data, offset)
     offset += 4
-    references: list[tuple[str, int]] = []
+    # The binary list is what BAM records index into; the M5 tags are only in the text.
+    text_lines = _sq_lines(text)
+    m5s = {line.name: line.m5 for line in text_lines}
+    references: list[SqLine] = []
     for _ in range(count):
         if len(data) < offset + 4:
             return None
@@ -171,10 +184,10 @@ def _parse_bam_header(data: bytes) -> Header | None:
             return None
         name = data[offset + 4 : offset + 4 + name_length].rstrip(b"\0").decode("utf-8", "replace")
         (length,) = struct.unpack_from("<i", data, end - 4)
-        references.append((name, length))
+        references.append(SqLine(name, length, m5s.get(name)))
         offset = end
     if not references:
-        references = list(_sq_lines(text))
+        references = text_lines
     return Header(FileType.BAM if references else FileType.UBAM, tuple(references), _first_sample(text))
 
 
@@ -284,13 +297,14 @@ def _fields(line: str) -> dict[str, str]:
     return dict(item.split(":", 1) for item in line.split("\t")[1:] if ":" in item)
 
 
-def _sq_lines(text: str) -> list[tuple[str, int]]:
+def _sq_lines(text: str) -> list[SqLine]:
     found = []
     for line in text.splitlines():
         if line.startswith("@SQ\t"):
             tags = _fields(line)
             if "SN" in tags and tags.get("LN", "").isdigit():
-                found.append((tags["SN"], int(tags["LN"])))
+                m5 = tags.get("M5", "").strip().lower()
+                found.append(SqLine(tags["SN"], int(tags["LN"]), m5 or None))
     return found
 
 

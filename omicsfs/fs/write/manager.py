@@ -18,7 +18,7 @@ import itertools
 import logging
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,7 +31,7 @@ from omicsfs.fs.errors import FsError
 from omicsfs.fs.nodes import GroupFolder, GroupKind, StoreFolder
 from omicsfs.fs.stats import Stats
 from omicsfs.fs.tasks import TaskGroup
-from omicsfs.fs.write.formats import Header, WriteName, parse_name
+from omicsfs.fs.write.formats import Header, SqLine, WriteName, parse_name
 from omicsfs.fs.write.group import UploadGroup, UploadState
 from omicsfs.fs.write.references import Candidate, ReferenceMatchError, match_reference
 from omicsfs.fs.write.upload import ReadSetUpload
@@ -64,7 +64,7 @@ class UploadEvents(Protocol):
     """What the write manager tells the filesystem, and asks of it (ops.py implements it)."""
 
     def uploads_finished(self, group: UploadGroup, gone: list[OpenFile]) -> None: ...
-    async def reference_candidates(self) -> list[Candidate]: ...
+    async def reference_candidates(self, sq: Sequence[SqLine]) -> list[Candidate]: ...
 
 
 class WriteManager:
@@ -193,7 +193,7 @@ class WriteManager:
         return fields
 
     async def _find_reference(self, header: Header) -> str:
-        candidates = await self.events.reference_candidates()
+        candidates = await self.events.reference_candidates(header.references)
         try:
             return match_reference(header.references, candidates)
         except ReferenceMatchError as error:

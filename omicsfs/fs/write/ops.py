@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from omicsfs.backend.errors import BackendError
@@ -26,9 +27,9 @@ from omicsfs.fs.catalog import Catalog
 from omicsfs.fs.errors import FsError
 from omicsfs.fs.namespace import Namespace
 from omicsfs.fs.nodes import Folder, GroupFolder, GroupsFolder, Node, ObjectFile, StoreFolder, WritingFile
-from omicsfs.fs.read.blockcache import BlockCache
 from omicsfs.fs.stats import Stats
 from omicsfs.fs.tasks import TaskGroup
+from omicsfs.fs.write.formats import SqLine
 from omicsfs.fs.write.group import UploadGroup
 from omicsfs.fs.write.manager import MAX_NAME, OpenFile, WritableFolder, WriteManager
 from omicsfs.fs.write.recovery import abort_orphans
@@ -48,7 +49,7 @@ class WriteHandle:
 
 class WriteOps:
     def __init__(
-        self, namespace: Namespace, catalog: Catalog, cache: BlockCache, backend: Backend,
+        self, namespace: Namespace, catalog: Catalog, references: ReferenceIndex, backend: Backend,
         config: WriteConfig, kernel: KernelCacheConfig, owner: Owner, stats: Stats, tasks: TaskGroup,
         mountpoint: str,
     ) -> None:  # fmt: skip
@@ -58,7 +59,7 @@ class WriteOps:
         self.config = config
         self.kernel = kernel
         self.owner = owner
-        self.references = ReferenceIndex(catalog, cache)
+        self.references = references
         self.manager = WriteManager(backend, config, stats, tasks, mountpoint, events=self)
         namespace.add_entries(self._entries)
 
@@ -177,8 +178,8 @@ class WriteOps:
             if parent is not None:
                 self.namespace.forget(parent, entry.name, WritingFile(entry.ident))
 
-    async def reference_candidates(self) -> list[Candidate]:
-        return await self.references.candidates()
+    async def reference_candidates(self, sq: Sequence[SqLine]) -> list[Candidate]:
+        return await self.references.candidates(sq)
 
     # -- deleting -------------------------------------------------------------------------------
 
