@@ -132,12 +132,14 @@ class SharedMetadataStore(MetadataStore):
         return self.root / kind / object_id / f"{digest}.json"
 
     def get(self, kind: ObjectKind, object_id: str, validator: str) -> ObjectFiles | None:
-        text = self._read(self.path(str(kind), object_id, validator))
+        path = self.path(str(kind), object_id, validator)
+        text = self._read(path)
         try:
             files = ObjectFiles.from_json(text) if text is not None else None
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("metadata cache file of %s %s is damaged (%s); fetching it again",
                         kind, object_id, exc)  # fmt: skip
+            path.unlink(missing_ok=True)  # writes are whole or absent: this is damage on disk
             return None
         return files if files is not None and files.validator == validator else None  # else: not ours
 
@@ -146,7 +148,8 @@ class SharedMetadataStore(MetadataStore):
         self._write(self.path(str(kind), object_id, files.validator), json.dumps(document))
 
     def get_contigs(self, reference_id: str, validator: str) -> ReferenceDigests | None:
-        text = self._read(self.path("contigs", reference_id, validator))
+        path = self.path("contigs", reference_id, validator)
+        text = self._read(path)
         if text is None:
             return None
         try:
@@ -157,6 +160,7 @@ class SharedMetadataStore(MetadataStore):
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("contig cache file of reference %s is damaged (%s); computing it again",
                         reference_id, exc)  # fmt: skip
+            path.unlink(missing_ok=True)
             return None
 
     def put_contigs(self, reference_id: str, validator: str, digests: ReferenceDigests) -> None:
