@@ -187,3 +187,29 @@ def _with_total_parts(document: dict[str, Any], parts: int) -> dict[str, Any]:
     files = changed["sequenceStores"][0]["readSets"][0]["files"]
     next(iter(files.values()))["totalParts"] = parts
     return changed
+
+
+def test_a_manifest_mount_reads_what_a_normal_mount_cached_in_a_shared_cache_dir(
+    cohort: tuple[RunningService, LoadedSample], tmp_path: Path
+) -> None:
+    """One cache key for both: the manifest keeps each object's version exactly."""
+    service, loaded = cohort
+    omics = service.client()
+    expected = read_set_bytes(omics, loaded, "NA12878-aligned.bam")
+    manifest = tmp_path / "cohort.json"
+    write_manifest(service, manifest, "--sequence-store", "demo-cohort")
+    cache = ("--cache-dir", str(tmp_path / "cache"), "--cache-dir-shared")
+    normal = Mounted(tmp_path / "normal", service.url, *cache)
+    try:
+        path = normal.path / "sequence-stores" / "demo-cohort" / "NA12878-aligned.bam"
+        assert path.read_bytes() == expected
+    finally:
+        assert normal.stop() == 0
+    service.reset_stats()
+    mounted = Mounted(tmp_path / "mnt", service.url, "--manifest", str(manifest), *cache)
+    try:
+        path = mounted.path / "sequence-stores" / "demo-cohort" / "NA12878-aligned.bam"
+        assert path.read_bytes() == expected
+        assert service.requests() == {}  # every block from the cache the normal mount filled
+    finally:
+        assert mounted.stop() == 0
