@@ -45,7 +45,10 @@ class BackendLimits:
     """Concurrency and pacing of calls. Defaults are the real service's published quotas
     (https://docs.aws.amazon.com/omics/latest/dev/service-quotas.html)."""
 
-    #: Metadata and list calls per second (the quota is 5 per second per account).
+    #: Metadata and list calls per second (the quota is 5 per second per account). The quotas
+    #: are the account's, not a mount's: N mounts should each take 1/N of them
+    #: (``--metadata-tps``, ``--get-read-set-tps``, ``--get-reference-tps``; README.md,
+    #: "Running on a cluster"), or throttling and backoff pace them instead.
     metadata_tps: float = 5.0
     get_read_set_tps: float = 30.0
     get_reference_tps: float = 10.0
@@ -83,12 +86,27 @@ class CacheConfig:
     disk_dir: Path | None = None
     #: Cap of the disk tier; least recently used parts go first.
     disk_bytes: int = 20 * GiB
+    #: Other mounts, on this host or others, use the same ``--cache-dir`` (``--cache-dir-shared``;
+    #: README.md, "Running on a cluster"): the cap is enforced cooperatively, metadata is kept as
+    #: one immutable file per object version, and parts missed at once are fetched by one mount.
+    shared: bool = False
+    #: Shared: an entry read or written within this many seconds is never evicted, whichever
+    #: mount evicts. Long enough that no mount loses an entry between two reads of a job's
+    #: index and region blocks; the cap may be exceeded by what all mounts fetch within it.
+    shared_grace: float = 600.0
+    #: Shared: a part lease whose holder stopped renewing it (the mount died) expires after this
+    #: long; the holder renews it every third of it. Far above NFS clock skew under NTP.
+    lease_ttl: float = 30.0
 
     def __post_init__(self) -> None:
         if self.memory_bytes < self.block_size:
             raise ValueError(f"the memory cache must hold at least one {self.block_size >> 10} KiB block")
         if self.disk_bytes <= 0:
             raise ValueError("the disk cache size must be positive")
+        if self.shared and self.disk_dir is None:
+            raise ValueError("--cache-dir-shared needs --cache-dir")
+        if not self.shared_grace >= 0 or not self.lease_ttl > 0:
+            raise ValueError("the grace period must be >= 0 and the lease TTL positive")
 
 
 class DataPlane(StrEnum):
@@ -192,12 +210,19 @@ class MountConfig:
     metadata_dir: Path | None = None
     writes: WriteConfig = field(default_factory=WriteConfig)
     data_plane: DataPlane = DataPlane.AUTO
+    #: ``--manifest``: serve exactly the objects of this manifest file (fs/manifest.py), with no
+    #: list or metadata call at mount time or while serving; only data calls.
+    manifest: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.listing_ttl > 0:
             raise ValueError(
                 "--listing-ttl must be positive (a TTL of 0 would list the store on every access)"
             )
+        if self.manifest is not None and self.writes.enabled:
+            raise ValueError("--manifest mounts are read-only (--read-write cannot be used with it)")
+        if self.manifest is not None and (self.sequence_store_ids or self.reference_store_ids):
+            raise ValueError("--manifest chooses the stores: no --sequence-store/--reference-store with it")
 
     @property
     def read_ahead_budget(self) -> int:

@@ -33,4 +33,5 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[test]" >/dev/null
+# workflow: Snakemake, for examples/cohort-snakemake and its test (tests/cluster).
+.venv/bin/python -m pip install -q -e ".[test,workflow]" >/dev/null

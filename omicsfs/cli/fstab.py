@@ -56,6 +56,11 @@ VALUE_OPTIONS = {
     "reference_store": "--reference-store",
     "listing_ttl": "--listing-ttl",
     "metadata_tps": "--metadata-tps",
+    "get_read_set_tps": "--get-read-set-tps",
+    "get_reference_tps": "--get-reference-tps",
+    "manifest": "--manifest",
+    "cache_dir_grace": "--cache-dir-grace",
+    "lease_ttl": "--lease-ttl",
     "retries": "--retries",
     "retry_delay": "--retry-delay",
     "log_level": "--log-level",
@@ -70,7 +75,7 @@ VALUE_OPTIONS = {
 #: Options without a value that become flags.
 FLAG_OPTIONS = {
     "allow_other": "--allow-other", "read_write": "--read-write", "allow_delete": "--allow-delete",
-    "auto_unmount": "--auto-unmount",
+    "auto_unmount": "--auto-unmount", "cache_dir_shared": "--cache-dir-shared",
 }  # fmt: skip
 #: The kernel's generic mount flags, handed on to the FUSE mount (``-o``) as they are.
 KERNEL_OPTIONS = frozenset(

@@ -1,4 +1,5 @@
-"""The one entry point: ``omicsfs mount | unmount | serve | admin | demo | stats | env | install-helper``.
+"""The one entry point: ``omicsfs mount | unmount | manifest | serve | admin | demo | stats | env``,
+and ``install-helper``.
 
 Each subcommand's flags and runner live in their own module here; this one only assembles the
 parser and dispatches. Heavy imports (pyfuse3, the local service) happen in the runners, so
@@ -12,7 +13,7 @@ import importlib.metadata
 import sys
 
 import omicsfs
-from omicsfs.cli import demo, env, fstab, mount, serve, stats
+from omicsfs.cli import demo, env, fstab, manifest, mount, serve, stats
 from omicsfs.cli.local import run_mount_command
 
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve.add_parsers(commands)
     mount.add_parsers(commands)
+    manifest.add_parser(commands)
     demo.add_parser(commands)
     fstab.add_parser(commands)
     stats.add_parser(commands)
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             return fstab.install_helper(args.target, remove=args.remove)
         case "stats":
             return stats.run_stats(args)
+        case "manifest":
+            return manifest.run_manifest(args, f"omicsfs {version()}")
         case "env":
             return env.run_env(args)
     raise AssertionError(args.command)

@@ -23,7 +23,15 @@ from omicsfs.config import (
     WriteConfig,
 )
 from omicsfs.daemon.cachedir import prepare_cache_dir
-from omicsfs.daemon.checks import Target, check_endpoint_url, check_fuse, check_mountpoint, check_service
+from omicsfs.daemon.checks import (
+    Target,
+    check_endpoint_url,
+    check_fuse,
+    check_manifest,
+    check_mountpoint,
+    check_offline,
+    check_service,
+)
 from omicsfs.daemon.detach import start_daemon
 from omicsfs.daemon.errors import MountError
 from omicsfs.daemon.logs import LogDestination, choose_destination, configure_logging
@@ -70,6 +78,25 @@ def add_mount_arguments(mount: argparse.ArgumentParser) -> None:
         help=default_help("cap of the disk cache", CacheConfig, "disk_bytes", as_size=True),
     )  # fmt: skip
     mount.add_argument(
+        "--cache-dir-shared", action="store_true",
+        help="other mounts (other hosts, on NFS/EFS/Lustre) use this --cache-dir too: cooperative cap,"
+             " metadata as files, one fetch per part across mounts",
+    )  # fmt: skip
+    mount.add_argument(
+        "--cache-dir-grace", type=float, metavar="S",
+        help=default_help("shared: seconds an entry in use is safe from eviction", CacheConfig,
+                          "shared_grace"),
+    )  # fmt: skip
+    mount.add_argument(
+        "--lease-ttl", type=float, metavar="S",
+        help=default_help("shared: seconds until the part lease of a dead mount expires", CacheConfig,
+                          "lease_ttl"),
+    )  # fmt: skip
+    mount.add_argument(
+        "--manifest", type=Path, metavar="FILE",
+        help="serve exactly the files of this manifest (omicsfs manifest), with no list or metadata call",
+    )  # fmt: skip
+    mount.add_argument(
         "--uid", type=user_id, help="owner of every file, a number or a name (default: the mounting user)"
     )
     mount.add_argument(
@@ -96,6 +123,14 @@ def add_mount_arguments(mount: argparse.ArgumentParser) -> None:
     mount.add_argument(
         "--metadata-tps", type=float,
         help=default_help("metadata/list calls per second", BackendLimits, "metadata_tps"),
+    )  # fmt: skip
+    mount.add_argument(
+        "--get-read-set-tps", type=float,
+        help=default_help("GetReadSet calls per second (data)", BackendLimits, "get_read_set_tps"),
+    )  # fmt: skip
+    mount.add_argument(
+        "--get-reference-tps", type=float,
+        help=default_help("GetReference calls per second (data)", BackendLimits, "get_reference_tps"),
     )  # fmt: skip
     mount.add_argument(
         "--retries",
@@ -168,11 +203,14 @@ def config_from_args(args: argparse.Namespace) -> MountConfig:
         sequence_store_ids=tuple(args.sequence_store),
         reference_store_ids=tuple(args.reference_store),
         cache=CacheConfig(
-            **_given(memory_bytes=args.cache_size, disk_bytes=args.cache_dir_size),
+            **_given(memory_bytes=args.cache_size, disk_bytes=args.cache_dir_size,
+                     shared_grace=args.cache_dir_grace, lease_ttl=args.lease_ttl),
             disk_dir=cache_dir / "parts" if cache_dir else None,
+            shared=args.cache_dir_shared,
         ),
         limits=BackendLimits(
-            **_given(metadata_tps=args.metadata_tps),
+            **_given(metadata_tps=args.metadata_tps, get_read_set_tps=args.get_read_set_tps,
+                     get_reference_tps=args.get_reference_tps),
             retry=RetryPolicy(**_given(attempts=args.retries, base_delay=args.retry_delay)),
         ),
         metadata_dir=cache_dir,
@@ -188,6 +226,7 @@ def config_from_args(args: argparse.Namespace) -> MountConfig:
                 part_size=args.part_size, parts_in_flight=args.parts_in_flight, pair_timeout=args.pair_timeout
             ),
         ),
+        manifest=args.manifest.resolve() if args.manifest else None,
         **_given(listing_ttl=args.listing_ttl, data_plane=args.data_plane),
     )
 
@@ -216,12 +255,17 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
             raise MountError(str(exc)) from None
         check_endpoint_url(args.endpoint_url)
         if args.cache_dir:
-            prepare_cache_dir(args.cache_dir.resolve())
+            prepare_cache_dir(args.cache_dir.resolve(), shared=args.cache_dir_shared)
         if args.notify_fd is None:  # the checks run once, in the process the user started
             check_fuse(args.allow_other)
             check_mountpoint(args.mountpoint.resolve(), nonempty="nonempty" in extra)
-        # Store names become IDs here, in the daemon as well (it is given the user's arguments).
-        config = check_service(target, config, probe=args.notify_fd is None)
+        if config.manifest is not None:  # no call before serving: the manifest is checked here
+            check_manifest(config.manifest)
+            if args.notify_fd is None:
+                check_offline(target)
+        else:
+            # Store names become IDs here, in the daemon as well (it is given the user's arguments).
+            config = check_service(target, config, probe=args.notify_fd is None)
         if not args.foreground:
             destination = choose_destination(args.log_file, mountpoint)
             start_daemon(daemon_argv(argv), destination)
@@ -249,12 +293,12 @@ def report_failure(args: argparse.Namespace, exc: Exception) -> int:
 
 
 def daemon_argv(argv: list[str]) -> list[str]:
-    """The user's own arguments, with the mount point made absolute (the child runs in /)."""
+    """The user's own arguments, with paths made absolute (the child runs in /): the mount point,
+    and any other existing folder or file (``--cache-dir``, ``--manifest``)."""
     result = []
     for item in argv:
-        result.append(
-            os.path.abspath(item) if item and os.path.isdir(item) and not item.startswith("-") else item
-        )
+        is_path = item and not item.startswith("-") and (os.path.isdir(item) or os.path.isfile(item))
+        result.append(os.path.abspath(item) if is_path else item)
     return result
 
 

@@ -21,15 +21,17 @@ log = logging.getLogger(__name__)
 
 #: What omicsfs keeps in a cache dir (fs/metastore.py, fs/read/disktier.py via config).
 OWN_ENTRIES = frozenset(
-    {"parts", "metadata.sqlite3", "metadata.sqlite3-wal", "metadata.sqlite3-shm", "metadata.sqlite3-journal"}
-)
+    {"parts", "metadata.sqlite3", "metadata.sqlite3-wal", "metadata.sqlite3-shm", "metadata.sqlite3-journal",
+     "metadata", "leases"}  # the last two: a shared cache dir (--cache-dir-shared)
+)  # fmt: skip
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
 
-def prepare_cache_dir(path: Path) -> None:
+def prepare_cache_dir(path: Path, *, shared: bool = False) -> None:
     """Makes ``path`` (0700) or checks and tightens an existing one; MountError if it cannot be
-    made private."""
+    made private. A shared cache dir (``--cache-dir-shared``) is not walked to tighten what is
+    inside: it may hold millions of entries over NFS, all written 0600 by omicsfs."""
     try:
         path.mkdir(parents=True, mode=PRIVATE_DIR)
         os.chmod(path, PRIVATE_DIR)  # mkdir's mode is masked by the umask
@@ -56,7 +58,8 @@ def prepare_cache_dir(path: Path) -> None:
             )
         os.chmod(path, PRIVATE_DIR)
         log.warning("--cache-dir %s was mode %04o; made it 0700 (it holds read set data)", path, mode)
-    _tighten_contents(path)
+    if not shared:
+        _tighten_contents(path)
 
 
 def _tighten_contents(path: Path) -> None:

@@ -31,6 +31,7 @@ from omicsfs.config import MountConfig, RetryPolicy
 from omicsfs.daemon.errors import MountError
 from omicsfs.daemon.mounttable import FSTYPE, lazy_unmount, mount_table
 from omicsfs.daemon.stores import resolve_stores
+from omicsfs.fs.manifest import Manifest, ManifestError
 
 if TYPE_CHECKING:
     from types_boto3_omics.client import OmicsClient
@@ -205,6 +206,27 @@ def check_service(target: Target, config: MountConfig, *, probe: bool = True) ->
         if isinstance(error, AccessDenied) and error.code in _BAD_CREDENTIALS:
             raise MountError(f"{where} rejected the credentials: {error.message}") from None
         raise MountError(f"{where} failed: {error}") from None
+
+
+def check_manifest(path: Path) -> None:
+    """``--manifest``: a file this omicsfs can serve (its JSON, schema and version)."""
+    try:
+        Manifest.load(path)
+    except ManifestError as exc:
+        raise MountError(str(exc)) from None
+
+
+def check_offline(target: Target) -> None:
+    """A ``--manifest`` mount calls nothing before it serves (no probe, no store lookup), so the
+    AWS configuration, credentials and region are checked without a call."""
+    session = session_for(target)
+    if not has_credentials(session):
+        raise MountError(
+            "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,"
+            " run 'aws configure', or attach an instance role)"
+        )
+    if session.region_name is None and target.endpoint_url is None:
+        raise MountError("no AWS region configured (use --region or set AWS_REGION)")
 
 
 async def _probe(backend: OmicsBackend, policy: RetryPolicy, stats: BackendStats) -> None:

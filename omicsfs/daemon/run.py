@@ -42,7 +42,8 @@ from omicsfs.daemon.sdnotify import notify
 from omicsfs.daemon.signals import handle_signals
 from omicsfs.daemon.stderr import CapturedStderr
 from omicsfs.fs.filesystem import FileSystem
-from omicsfs.fs.metastore import MetadataStore
+from omicsfs.fs.manifest import ManifestError
+from omicsfs.fs.manifestsource import control_sources
 from omicsfs.fs.read.disktier import DiskTier
 from omicsfs.fs.stats import Stats
 from omicsfs.fuse_ops import OmicsOperations
@@ -118,15 +119,19 @@ async def run_filesystem(
         endpoint_url=target.endpoint_url,
         pool_connections=limits.data_streams + limits.control_threads,
     )
-    backend = OmicsBackend(client, limits, stats.backend)
+    try:  # --manifest: listings and metadata from the manifest, data from the service
+        backend, metastore = control_sources(config, OmicsBackend(client, limits, stats.backend))
+    except ManifestError as exc:
+        raise MountError(str(exc)) from None
     s3 = None
     if target.has_s3 and config.data_plane is not DataPlane.PARTS:
         s3_client = make_s3_client(session, endpoint_url=target.s3_endpoint_url, pool_connections=64)
         s3 = S3Backend(s3_client, limits, stats.backend)
-    metastore = MetadataStore(config.metadata_dir)
     disk = None
     if config.cache.disk_dir is not None:
-        disk = DiskTier(config.cache.disk_dir, config.cache.disk_bytes, config.cache.block_size)
+        grace = config.cache.shared_grace if config.cache.shared else None
+        disk = DiskTier(config.cache.disk_dir, config.cache.disk_bytes, config.cache.block_size,
+                        shared_grace=grace)  # fmt: skip
         await trio.to_thread.run_sync(disk.scan)
     notifier = KernelNotifier()
     fs = FileSystem(

@@ -35,6 +35,9 @@ class Stats:
     s3_listed_sizes: int = 0
     uploads_completed: int = 0
     uploads_aborted: int = 0
+    #: A shared cache dir (read/leases.py): fetches that waited for another mount's lease, were
+    #: served whole by its blocks, ran under a lease, or broke an expired one.
+    shared: Counter[str] = field(default_factory=Counter)
 
     def snapshot(self) -> dict[str, Any]:
         backend = self.backend.snapshot()
@@ -47,6 +50,7 @@ class Stats:
             "planes": {"bytes": dict(self.bytes_by_plane), "s3_fallbacks": self.s3_fallbacks,
                        "s3_listed_sizes": self.s3_listed_sizes},
             "errors_by_errno": dict(self.errors_by_errno),
+            "shared_cache": dict(self.shared),
             "reads": {"requests": self.read_requests, "bytes": self.read_bytes},
             "uploads": {"bytes_uploaded": backend["bytes_uploaded"], "completed": self.uploads_completed,
                         "aborted": self.uploads_aborted, "in_flight": {}},

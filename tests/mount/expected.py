@@ -19,19 +19,23 @@ READ_SET_FILES = {
 }
 REFERENCE_FILES = {"demo-genome.fasta": "SOURCE", "demo-genome.fasta.fai": "INDEX"}
 
-_cache: dict[tuple[str, str], bytes] = {}
+#: Keyed by the service and the object too: tests run against several services, in any order.
+_cache: dict[tuple[str, str, str, str], bytes] = {}
 
 
 def read_set_bytes(omics: Any, loaded: LoadedSample, name: str) -> bytes:
     key, file = READ_SET_FILES[name]
-    if (key, file) not in _cache:
-        _cache[(key, file)] = download(omics, loaded.sequence_store_id, loaded.read_sets[key], file)
-    return _cache[(key, file)]
+    read_set = loaded.read_sets[key]
+    entry = (omics.meta.endpoint_url, loaded.sequence_store_id, read_set, file)
+    if entry not in _cache:
+        _cache[entry] = download(omics, loaded.sequence_store_id, read_set, file)
+    return _cache[entry]
 
 
 def reference_bytes(omics: Any, loaded: LoadedSample, name: str) -> bytes:
     file = REFERENCE_FILES[name]
-    if ("ref", file) not in _cache:
+    entry = (omics.meta.endpoint_url, loaded.reference_store_id, loaded.reference_id, file)
+    if entry not in _cache:
         meta = omics.get_reference_metadata(
             referenceStoreId=loaded.reference_store_id, id=loaded.reference_id
         )
@@ -45,5 +49,5 @@ def reference_bytes(omics: Any, loaded: LoadedSample, name: str) -> bytes:
                     partNumber=number,
                 )["payload"].read()
             )
-        _cache[("ref", file)] = b"".join(parts)
-    return _cache[("ref", file)]
+        _cache[entry] = b"".join(parts)
+    return _cache[entry]

@@ -36,6 +36,7 @@ from omicsfs.config import CacheConfig, DataPlane, ReadAheadConfig
 from omicsfs.fs.read.disktier import DiskTier
 from omicsfs.fs.read.fetch import Fetch, Plane, Receiver
 from omicsfs.fs.read.files import CachedFile, FileKey
+from omicsfs.fs.read.leases import LeaseFolder, SharedFetches
 from omicsfs.fs.read.s3plane import S3Plane
 from omicsfs.fs.read.slab import Slab, Slot
 from omicsfs.fs.stats import Stats
@@ -94,6 +95,10 @@ class BlockCache:
         self._disk_readers = trio.CapacityLimiter(DISK_READERS)
         self._s3_streams = trio.Semaphore(64)
         self._token: trio.lowlevel.TrioToken | None = None
+        #: A shared cache dir: what several mounts miss at once is fetched by one (leases.py).
+        self.leases: SharedFetches | None = None
+        if disk is not None and config.shared:
+            self.leases = SharedFetches(LeaseFolder(disk.root.parent / "leases", config.lease_ttl), stats)
 
     # -- slots ----------------------------------------------------------------------------------
 
@@ -337,13 +342,10 @@ class BlockCache:
         started = trio.current_time()
         log.debug("%s: fetch started", fetch.describe())
         try:
-            if fetch.plane is Plane.S3:
-                async with self._s3_streams:
-                    assert self.s3 is not None
-                    await self.s3.retrying("GetObject", lambda: self._attempt_range(fetch))
+            if self.leases is not None:
+                await self.leases.run(fetch, self._fetch_body, self._adopt_from_disk)
             else:
-                async with self.backend.data_streams:
-                    await self.backend.retrying(fetch.operation, lambda: self._attempt_part(fetch))
+                await self._fetch_body(fetch)
             log.debug("%s: %d blocks in %.2f s", fetch.describe(), fetch.next - fetch.first,
                       trio.current_time() - started)  # fmt: skip
         except BaseException as exc:
@@ -369,6 +371,36 @@ class BlockCache:
                 self._unpin(held)
             fetch.held.clear()
             fetch.lot.unpark_all()
+
+    async def _fetch_body(self, fetch: Fetch) -> None:
+        if fetch.plane is Plane.S3:
+            async with self._s3_streams:
+                assert self.s3 is not None
+                await self.s3.retrying("GetObject", lambda: self._attempt_range(fetch))
+        else:
+            async with self.backend.data_streams:
+                await self.backend.retrying(fetch.operation, lambda: self._attempt_part(fetch))
+
+    async def _adopt_from_disk(self, fetch: Fetch) -> bool:
+        """Leases: the fetch's next block, taken from the disk tier where another mount wrote
+        it, as if it had arrived; False if it is not there (yet)."""
+        block = fetch.next
+        path = self._disk_path(fetch.file, block)
+        if path is None:
+            return False
+        key: BlockKey = (fetch.file.key, block)
+        slot = await self._read_disk(fetch.file, key, path)
+        if slot is None or fetch.next != block:
+            return False
+        fetch.next = block + 1
+        self.stats.cache_hits["shared"] += 1
+        if self.fetching.get(key) is fetch:
+            del self.fetching[key]
+        if fetch.interest.get(block):
+            slot.pins += 1
+            fetch.held[block] = slot
+        fetch.lot.unpark_all()
+        return True
 
     async def _attempt_part(self, fetch: Fetch) -> None:
         """One GetReadSet/GetReference request, resuming at the first block not yet received

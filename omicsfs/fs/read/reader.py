@@ -18,6 +18,7 @@ from omicsfs.config import MountConfig
 from omicsfs.fs.catalog import Catalog
 from omicsfs.fs.errors import FsError
 from omicsfs.fs.read.blockcache import BlockCache
+from omicsfs.fs.read.confirm import OpenConfirmation
 from omicsfs.fs.read.fetch import Plane
 from omicsfs.fs.read.files import CachedFile, cached_file
 from omicsfs.fs.read.readahead import RangeStream, ReadAheadBudget, StreamState
@@ -41,6 +42,8 @@ class Reader:
             config.read_ahead_budget, config.read_ahead.max_streams, arriving=cache.arriving
         )
         self._refusals: set[tuple[str, str]] = set()
+        #: --manifest: an object deleted or archived since is refused on open (confirm.py).
+        self.confirm = OpenConfirmation(cache, config.listing_ttl) if config.manifest is not None else None
 
     async def open(self, summary: Summary, file: str) -> CachedFile:
         """The cached file behind one stored file, or FsError (EACCES if not ACTIVE)."""
@@ -52,6 +55,8 @@ class Reader:
         if cached is None:
             raise FsError(errno.ENOENT, f"{summary.id} has no {file} file")
         await self.cache.planes.choose(cached)
+        if self.confirm is not None:
+            await self.confirm.check(summary, cached)
         return cached
 
     def _refusal(self, summary: Summary) -> FsError:
