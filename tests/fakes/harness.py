@@ -69,5 +69,14 @@ async def read_file(fs: FileSystem, path: str, chunk: int = 128 << 10) -> bytes:
         fs.release(handle)
 
 
+async def read_once(fs: FileSystem, path: str, offset: int, size: int) -> bytes:
+    """One read on a fresh handle: a stream's first read never reads ahead."""
+    handle, _ = await fs.open(await resolve(fs, path), 0)
+    try:
+        return bytes(await fs.read(handle, offset, size))
+    finally:
+        fs.release(handle)
+
+
 def sequence_store(backend: FakeBackend, name: str = "cohort") -> str:
     return backend.add_store(StoreKind.SEQUENCE, name).id

@@ -10,9 +10,8 @@ import trio.testing
 
 from omicsfs.backend.errors import ServiceFailure
 from omicsfs.backend.models import FileType, StoredFile
-from omicsfs.fs.filesystem import FileSystem
 from tests.fakes.backend import FakeBackend
-from tests.fakes.harness import BLOCK, PART, make_fs, read_file, resolve, sequence_store
+from tests.fakes.harness import BLOCK, PART, make_fs, read_file, read_once, resolve, sequence_store
 
 DATA = os.urandom(5 * PART + 1234)  # six parts, the last short
 
@@ -114,15 +113,6 @@ async def test_exhausted_retries_fail_only_the_readers_of_that_part(nursery: tri
     assert await fs.read(handle, 3 * PART, 100) == DATA[3 * PART : 3 * PART + 100]
 
 
-async def _read_once(fs: FileSystem, path: str, offset: int, size: int) -> bytes:
-    """One read on a fresh handle: a stream's first read never reads ahead."""
-    handle, _ = await fs.open(await resolve(fs, path), 0)
-    try:
-        return bytes(await fs.read(handle, offset, size))
-    finally:
-        fs.release(handle)
-
-
 @pytest.mark.trio
 async def test_indexes_and_bam_ends_stay_hot_through_a_large_scan(nursery: trio.Nursery) -> None:
     backend = FakeBackend()
@@ -135,13 +125,13 @@ async def test_indexes_and_bam_ends_stay_hot_through_a_large_scan(nursery: trio.
 
     async def probe() -> None:
         assert await read_file(fs, bam + ".bai") == b"x" * 5000
-        assert await _read_once(fs, bam, 0, 100) == DATA[:100]  # the header block
-        assert await _read_once(fs, bam, len(DATA) - 100, 100) == DATA[-100:]  # the EOF block
+        assert await read_once(fs, bam, 0, 100) == DATA[:100]  # the header block
+        assert await read_once(fs, bam, len(DATA) - 100, 100) == DATA[-100:]  # the EOF block
 
     await probe()
     assert await read_file(fs, "sequence-stores/cohort/scan.bam") == big
     before = backend.calls["GetReadSet"]
     await probe()
     assert backend.calls["GetReadSet"] == before  # all three from the hot set
-    assert await _read_once(fs, bam, 2 * PART, 100) == DATA[2 * PART : 2 * PART + 100]
+    assert await read_once(fs, bam, 2 * PART, 100) == DATA[2 * PART : 2 * PART + 100]
     assert backend.calls["GetReadSet"] == before + 1  # the middle was evicted by the scan

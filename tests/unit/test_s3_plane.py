@@ -18,7 +18,7 @@ from omicsfs.fs.errors import to_errno
 from omicsfs.fs.filesystem import FileSystem
 from omicsfs.fs.s3listing import map_sizes
 from tests.fakes.backend import S3_BUCKET, FakeBackend
-from tests.fakes.harness import UNIT_CONFIG, listing, make_fs, read_file, resolve, sequence_store
+from tests.fakes.harness import UNIT_CONFIG, listing, make_fs, read_file, read_once, resolve, sequence_store
 from tests.fakes.s3 import FakeS3
 
 BLOCK = 16 << 10
@@ -41,19 +41,11 @@ def _setup(
     return backend, s3, make_fs(backend, nursery, replace(CONFIG, data_plane=plane), s3=s3)
 
 
-async def _read_at(fs: FileSystem, path: str, offset: int, size: int) -> bytes:
-    handle, _ = await fs.open(await resolve(fs, path), 0)
-    try:
-        return bytes(await fs.read(handle, offset, size))
-    finally:
-        fs.release(handle)
-
-
 @pytest.mark.trio
 async def test_a_random_read_fetches_one_block_with_a_ranged_get(nursery: trio.Nursery) -> None:
     backend, s3, fs = _setup(nursery)
     offset = 7 * PART + 5000
-    assert await _read_at(fs, "sequence-stores/cohort/big.bam", offset, 100) == DATA[offset : offset + 100]
+    assert await read_once(fs, "sequence-stores/cohort/big.bam", offset, 100) == DATA[offset : offset + 100]
     assert backend.calls["GetReadSet"] == 0
     assert s3.calls["HeadObject"] == 1  # the store's probe, once
     start = offset // BLOCK * BLOCK
@@ -96,12 +88,12 @@ async def test_a_failure_mid_file_falls_back_to_parts_and_keeps_what_s3_brought(
 ) -> None:
     backend, s3, fs = _setup(nursery)
     path = "sequence-stores/cohort/big.bam"
-    assert await _read_at(fs, path, 0, 100) == DATA[:100]  # block 0 through S3
+    assert await read_once(fs, path, 0, 100) == DATA[:100]  # block 0 through S3
     s3.deny = True  # the access policy changes
     assert await read_file(fs, path) == DATA  # still exact, now through parts
     assert fs.stats.s3_fallbacks == 1
     parts_before = backend.calls["GetReadSet"]
-    assert await _read_at(fs, path, 50, 100) == DATA[50:150]  # block 0: still cached, no fetch
+    assert await read_once(fs, path, 50, 100) == DATA[50:150]  # block 0: still cached, no fetch
     assert backend.calls["GetReadSet"] == parts_before
 
 
