@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -17,20 +19,49 @@ class UnmountError(Exception):
     """The folder cannot be unmounted; the message is the tool's own."""
 
 
-def mount_table() -> dict[str, str]:
-    """Mount point -> filesystem type, from /proc/self/mountinfo."""
-    table: dict[str, str] = {}
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return table
-    for line in lines:
-        left, _, right = line.partition(" - ")
+@dataclass(frozen=True, slots=True)
+class MountEntry:
+    """One line of /proc/self/mountinfo (proc(5)): what the checks and the daemon need of it."""
+
+    point: str
+    fstype: str
+    #: The mount's device, ``major:minor`` (its backing device info is /sys/class/bdi/<device>).
+    device: str
+
+
+_OCTAL_ESCAPE = re.compile(rb"\\([0-7]{3})")
+
+
+def _unescape(field: bytes) -> str:
+    """Mount points are written with space, tab, newline and backslash as octal escapes; the rest
+    is the path's own bytes (UTF-8 or not), decoded as the os module decodes paths."""
+    return os.fsdecode(_OCTAL_ESCAPE.sub(lambda match: bytes([int(match.group(1), 8)]), field))
+
+
+def parse_mountinfo(raw: bytes) -> list[MountEntry]:
+    entries = []
+    for line in raw.splitlines():
+        left, _, right = line.partition(b" - ")
         fields = left.split()
         if len(fields) >= 5 and right:
-            point = fields[4].encode().decode("unicode_escape")
-            table[point] = right.split()[0]
-    return table
+            entries.append(
+                MountEntry(_unescape(fields[4]), os.fsdecode(right.split()[0]), fields[2].decode())
+            )
+    return entries
+
+
+def mounts() -> list[MountEntry]:
+    """The mounts this process sees. Reading the table never touches a mount (unlike stat, which
+    would wait on a FUSE daemon, even on this one)."""
+    try:
+        return parse_mountinfo(Path("/proc/self/mountinfo").read_bytes())
+    except OSError:
+        return []
+
+
+def mount_table() -> dict[str, str]:
+    """Mount point -> filesystem type."""
+    return {entry.point: entry.fstype for entry in mounts()}
 
 
 def lazy_unmount(point: str) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from omicsfs.daemon.checks import Target
 from omicsfs.daemon.errors import MountError
 from omicsfs.daemon.invalidation import KernelNotifier
 from omicsfs.daemon.memory import map_large_blocks_individually
+from omicsfs.daemon.mounttable import mounts
 from omicsfs.daemon.sdnotify import notify
 from omicsfs.daemon.signals import handle_signals
 from omicsfs.daemon.stderr import CapturedStderr
@@ -64,11 +64,18 @@ def fuse_options(read_only: bool, allow_other: bool, extra: list[str]) -> set[st
 def _raise_readahead(mountpoint: str) -> None:
     """Lets the kernel read ahead 1 MiB on this mount (default 128 KiB): htslib reads in 32 KiB
     pieces, and kernel readahead is what turns them into large FUSE reads (docs/architecture.md,
-    "Kernel caching"). Needs root; best effort."""
+    "Kernel caching"). Needs root; best effort. The device comes from the mount table, never from
+    a stat of the mount point: that stat is a FUSE request this daemon must answer, and a daemon
+    killed while one of its own threads waits for that answer can never exit (the thread waits in
+    the kernel, the kernel waits for the process to close /dev/fuse)."""
+    # Resolved by cli/mount.py before mounting, as the table holds it (realpath here would lstat
+    # the mount point: the same request).
+    devices = [entry.device for entry in mounts() if entry.point == mountpoint]
+    if not devices:
+        log.debug("could not raise kernel readahead on %s: not in the mount table", mountpoint)
+        return
     try:
-        device = os.stat(mountpoint).st_dev
-        path = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
-        path.write_text("1024")
+        Path(f"/sys/class/bdi/{devices[-1]}/read_ahead_kb").write_text("1024")
     except OSError as exc:
         log.debug("could not raise kernel readahead on %s: %s", mountpoint, exc)
 
@@ -160,7 +167,7 @@ async def run_filesystem(
             stop = trio.Event()
             await nursery.start(handle_signals, fs.catalog, stop.set)  # in place before we say ready
             nursery.start_soon(_stop_when_asked, stop, fs, notifier)
-            threading.Thread(target=_raise_readahead, args=(mountpoint,), daemon=True).start()
+            _raise_readahead(mountpoint)
             on_ready()
             await pyfuse3.main()
             # The loop has ended (a stop, or the kernel unmounted): it answers nothing any more,
