@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import cast
 
@@ -57,10 +57,20 @@ class OmicsOperations(pyfuse3.Operations):
     enable_writeback_cache = False
     enable_acl = False
 
-    def __init__(self, fs: FileSystem, stats: Stats) -> None:
+    def __init__(
+        self, fs: FileSystem, stats: Stats, *, after_init: Callable[[], None] | None = None
+    ) -> None:
         super().__init__()
         self.fs = fs
         self.stats = stats
+        self._after_init = after_init
+
+    def init(self) -> None:
+        """Called inside the kernel's INIT request, before pyfuse3 replies: ``after_init`` runs
+        on the trio thread once this request is answered (what the kernel sets up at INIT, such
+        as the mount's readahead, is in place by then)."""
+        if self._after_init is not None:
+            trio.lowlevel.current_trio_token().run_sync_soon(self._after_init)
 
     def _failure(
         self, op: str, exc: BaseException, *, ino: int | None = None, fh: int | None = None,

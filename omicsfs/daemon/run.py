@@ -64,7 +64,9 @@ def fuse_options(read_only: bool, allow_other: bool, extra: list[str]) -> set[st
 def _raise_readahead(mountpoint: str) -> None:
     """Lets the kernel read ahead 1 MiB on this mount (default 128 KiB): htslib reads in 32 KiB
     pieces, and kernel readahead is what turns them into large FUSE reads (docs/architecture.md,
-    "Kernel caching"). Needs root; best effort. The device comes from the mount table, never from
+    "Kernel caching"). Needs root; best effort. Runs once the kernel's INIT is answered: the INIT
+    reply caps the readahead at what the kernel offered when mounting (128 KiB), so a value set
+    before it would be lowered again. The device comes from the mount table, never from
     a stat of the mount point: that stat is a FUSE request this daemon must answer, and a daemon
     killed while one of its own threads waits for that answer can never exit (the thread waits in
     the kernel, the kernel waits for the process to close /dev/fuse)."""
@@ -145,7 +147,7 @@ async def run_filesystem(
         config, backend, stats, mountpoint=mountpoint, invalidate=notifier.entry, disk=disk,
         metastore=metastore, invalidate_inode=notifier.inode, s3=s3,
     )  # fmt: skip
-    operations = OmicsOperations(fs, stats)
+    operations = OmicsOperations(fs, stats, after_init=lambda: _raise_readahead(mountpoint))
     budget = config.read_ahead_budget
     log.info(
         "mounting %s: memory cache %d MiB, read-ahead budget %d MiB (%d streams), worst case %d MiB",
@@ -167,7 +169,6 @@ async def run_filesystem(
             stop = trio.Event()
             await nursery.start(handle_signals, fs.catalog, stop.set)  # in place before we say ready
             nursery.start_soon(_stop_when_asked, stop, fs, notifier)
-            _raise_readahead(mountpoint)
             on_ready()
             await pyfuse3.main()
             # The loop has ended (a stop, or the kernel unmounted): it answers nothing any more,

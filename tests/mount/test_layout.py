@@ -14,6 +14,7 @@ from typing import Any
 
 import pysam
 
+from omicsfs.daemon.mounttable import mounts
 from omicsfs.sample.data import SampleFiles
 from omicsfs.sample.load import LoadedSample
 from tests.mount.expected import READ_SET_FILES
@@ -170,3 +171,12 @@ def test_by_md5_holds_each_contig_under_its_md5(mnt: Mounted, sample: SampleFile
     assert set(found) == set(contigs)
     for md5, info in found.items():
         assert (info.st_size, stat.S_IMODE(info.st_mode)) == (contigs[md5], 0o444)
+
+
+def test_the_daemon_raises_the_kernel_readahead_of_its_mount(mnt: Mounted) -> None:
+    """1 MiB of kernel readahead turns htslib's 32 KiB reads into large FUSE reads; the daemon
+    sets it from the mount table (docs/architecture.md, tenet 6) once the kernel's INIT is
+    answered, which any request waits for."""
+    os.listdir(mnt.path)
+    (entry,) = [e for e in mounts() if e.point == str(mnt.path)]
+    assert Path(f"/sys/class/bdi/{entry.device}/read_ahead_kb").read_text().strip() == "1024"
