@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from omicsfs.config import CacheConfig
 from omicsfs.fs.filesystem import FileSystem
 from omicsfs.fs.read.disktier import DiskTier
 from omicsfs.fs.read.fetch import Fetch, Plane
-from omicsfs.fs.read.files import cached_file
+from omicsfs.fs.read.files import CachedFile, cached_file
 from omicsfs.fs.read.leases import LeaseFolder, Outcome, lease_name
 from omicsfs.fs.stats import Stats
 from tests.fakes.backend import FakeBackend
@@ -132,3 +133,33 @@ async def test_a_lease_its_holder_stopped_renewing_is_taken_over_after_the_ttl(
     assert fs.stats.shared["leases_expired"] == 3
     # The last fetch releases its lease just after its reader got the bytes.
     await until(lambda: not list((tmp_path / "leases").glob("*.lease")))
+
+
+@pytest.mark.trio
+async def test_a_block_a_peer_commits_between_two_looks_is_read_from_disk(
+    tmp_path: Path, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Found in CI: a block another mount committed after this one found it absent on disk but
+    before it started a fetch (so none was started) failed an assertion instead of being read."""
+    backend = FakeBackend()
+    store = sequence_store(backend)
+    backend.add_read_set(store, "x", {StoredFile.SOURCE1: DATA, StoredFile.INDEX: b"i"})
+    first, second = _shared_fs(backend, tmp_path, nursery), _shared_fs(backend, tmp_path, nursery)
+    assert await read_file(first, "sequence-stores/cohort/x.bam") == DATA
+    fetched = backend.calls["GetReadSet"]
+    cache = second.cache
+    real_disk_path = cache._disk_path
+    looked: set[int] = set()
+
+    def disk_path(file: CachedFile, block: int) -> Path | None:
+        # The read's own first look at each block finds nothing; the peer's commit lands just
+        # after it, so every later look (the one deciding whether to fetch) finds the entry.
+        if sys._getframe(1).f_code.co_name == "_block" and block not in looked:
+            looked.add(block)
+            return None
+        return real_disk_path(file, block)
+
+    cache._disk_path = disk_path  # type: ignore[method-assign]
+    assert await read_file(second, "sequence-stores/cohort/x.bam") == DATA
+    assert backend.calls["GetReadSet"] == fetched  # nothing fetched again: it was on disk
+    assert second.stats.cache_hits["disk"] >= 1

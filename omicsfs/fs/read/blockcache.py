@@ -231,10 +231,13 @@ class BlockCache:
                         return slot
                     self.stats.disk_corrupt += 1
                     continue
-                self.stats.cache_misses += 1
                 self.ensure_blocks(file, block, block + 1)
                 fetch = self.fetching.get(key)
-                assert fetch is not None
+                if fetch is None:
+                    # It became present after we looked: another mount sharing the disk tier
+                    # committed it (or a fetch thread of ours did). Go round and read it there.
+                    continue
+                self.stats.cache_misses += 1
             else:
                 self.stats.cache_hits["inflight"] += 1
             slot = await self._wait(fetch, block)
