@@ -53,12 +53,11 @@ from typing import Any
 from harness import MIB, Mount, Service, log, write_copies
 
 from omicsfs.daemon.mounttable import mount_table
-from omicsfs.sample.data import SampleFiles, fastq_gzip_member, make_sample, sample_files
+from omicsfs.sample.data import SampleFiles, fastq_gzip_member, make_sample
 from omicsfs.sample.load import load_sample, upload
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
-SAMPLES = Path(tempfile.gettempdir()) / "omicsfs-planes-samples"
 PART = 100 * MIB
 SHAPES = {"loopback": "", "region": "bandwidth=100MiB;latency=20ms"}
 
@@ -100,24 +99,15 @@ class Row:
 
 
 class Bench:
-    def __init__(self, work: Path, faults: str, args: argparse.Namespace) -> None:
+    def __init__(self, work: Path, faults: str, args: argparse.Namespace, sample: SampleFiles) -> None:
         self.work = work
         self.args = args
+        self.sample = sample
         self.service = Service(work / "service", PART, faults)
         self.omics = self.service.client(pool=20)
         self.s3 = boto3_s3(self.service)
 
     # -- data -----------------------------------------------------------------------------------
-
-    def sample(self) -> SampleFiles:
-        """The simulated sample, made once per run: every shape serves the same files, and
-        simulating a million read pairs takes minutes."""
-        folder = SAMPLES / f"pairs-{self.args.pairs}"
-        if not (folder / "done").exists():
-            shutil.rmtree(folder, ignore_errors=True)
-            make_sample(folder, pairs=self.args.pairs)
-            (folder / "done").touch()
-        return sample_files(folder)
 
     def load(self) -> Data:
         args, omics = self.args, self.omics
@@ -129,7 +119,7 @@ class Bench:
             omics, store, "FASTQ", {"SOURCE1": source}, PART, name="big", subjectId="s", sampleId="s"
         )
         source.unlink()
-        sample = self.sample()
+        sample = self.sample
         loaded = load_sample(omics, self.service.s3_root, sample, self.service.drain, store_name="bench-bam")
         self.service.drain()
         seq_uri = omics.get_read_set_metadata(sequenceStoreId=store, id=seq_id)["files"]["source1"][
@@ -416,8 +406,8 @@ def queries(bam: Path, regions: list[str]) -> float:
     return time.perf_counter() - begin
 
 
-def measure_shape(work: Path, shape: str, args: argparse.Namespace) -> dict[str, Any]:
-    bench = Bench(work, SHAPES[shape], args)
+def measure_shape(work: Path, shape: str, args: argparse.Namespace, sample: SampleFiles) -> dict[str, Any]:
+    bench = Bench(work, SHAPES[shape], args, sample)
     try:
         log(f"[{shape}] loading data")
         data = bench.load()
@@ -551,15 +541,22 @@ def main(argv: list[str] | None = None) -> int:
         f"queries, ls -l of {args.listing} read sets)",
         "",
     ]
-    for shape in args.shapes.split(","):
-        work = Path(tempfile.mkdtemp(prefix=f"omicsfs-planes-{shape}-"))
-        try:
-            results = measure_shape(work, shape, args)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        all_results[shape] = results
-        text.append(report(shape, results, results["seq_bytes"]))
-        print(text[-1], flush=True)
+    # The simulated sample is made once per run and served by every shape: simulating a million
+    # read pairs takes minutes, and the shapes must be measured on the same files anyway.
+    samples = Path(tempfile.mkdtemp(prefix="omicsfs-planes-sample-"))
+    try:
+        sample = make_sample(samples, pairs=args.pairs)
+        for shape in args.shapes.split(","):
+            work = Path(tempfile.mkdtemp(prefix=f"omicsfs-planes-{shape}-"))
+            try:
+                results = measure_shape(work, shape, args, sample)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            all_results[shape] = results
+            text.append(report(shape, results, results["seq_bytes"]))
+            print(text[-1], flush=True)
+    finally:
+        shutil.rmtree(samples, ignore_errors=True)
     name = "data_planes" + (f"-{args.label}" if args.label else "")
     (RESULTS / f"{name}.md").write_text("\n".join(text))
     (RESULTS / f"{name}.json").write_text(json.dumps(all_results, indent=2))

@@ -30,18 +30,6 @@ class SampleFiles:
     ubam: Path
 
 
-def sample_files(folder: Path) -> SampleFiles:
-    """Where ``make_sample`` puts each file in ``folder`` (to reuse one made before)."""
-    return SampleFiles(
-        reference=folder / "reference.fasta",
-        bam=folder / "sample.bam",
-        cram=folder / "sample.cram",
-        fastq1=folder / "sample_1.fastq.gz",
-        fastq2=folder / "sample_2.fastq.gz",
-        ubam=folder / "sample.unaligned.bam",
-    )
-
-
 def make_reference(path: Path, contigs: dict[str, int], seed: int = 1) -> dict[str, str]:
     """Writes a FASTA (60 columns, as samtools faidx expects) and its .fai; returns the sequences."""
     rng = random.Random(seed)
@@ -168,7 +156,14 @@ def make_sample(folder: Path, pairs: int = 2000, sample: str = "NA12878", seed: 
     reference = folder / "reference.fasta"
     sequences = make_reference(reference, {"chr1": 50_000, "chr2": 30_000}, seed=seed)
     reads = list(simulate_pairs(sequences, pairs, seed=seed + 1))
-    files = sample_files(folder)
+    files = SampleFiles(
+        reference=reference,
+        bam=folder / "sample.bam",
+        cram=folder / "sample.cram",
+        fastq1=folder / "sample_1.fastq.gz",
+        fastq2=folder / "sample_2.fastq.gz",
+        ubam=folder / "sample.unaligned.bam",
+    )
     write_bam(files.bam, sequences, reads, sample)
     write_cram(files.cram, files.bam, reference)
     write_fastq_pair(files.fastq1, files.fastq2, reads)
