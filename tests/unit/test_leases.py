@@ -161,5 +161,6 @@ async def test_a_block_a_peer_commits_between_two_looks_is_read_from_disk(
 
     cache._disk_path = disk_path  # type: ignore[method-assign]
     assert await read_file(second, "sequence-stores/cohort/x.bam") == DATA
+    assert looked  # the race was staged: the read's first looks found nothing
     assert backend.calls["GetReadSet"] == fetched  # nothing fetched again: it was on disk
     assert second.stats.cache_hits["disk"] >= 1
