@@ -155,7 +155,7 @@ async def test_stats_json_counts_calls_and_shows_the_caches(nursery: trio.Nurser
     assert stats["cache"]["memory_limit_bytes"] == 1 << 20
     assert stats["cache"]["memory_bytes"] + stats["cache"]["hot_bytes"] == 2 * PART
     assert set(stats["read_ahead"]) == {"budget_bytes", "reserved_bytes", "streams", "prefetched_parts"}
-    assert stats["read_ahead"]["budget_bytes"] == (1 << 20) // 2
+    assert stats["read_ahead"]["budget_bytes"] == fs.config.read_ahead_budget == (1 << 20) * 3 // 4
     assert "prefetch_parts" not in stats  # moved under read_ahead
     assert stats["uploads"] == {"bytes_uploaded": 0, "completed": 0, "aborted": 0, "in_flight": {}}
 
