@@ -5,8 +5,8 @@ growth):
 - The first read fetches only its own part. A stream is declared sequential after two in-order
   reads or once it has consumed half of its current part (dxfuse's half-chunk rule).
 - Then the next part is fetched ahead, and the depth doubles each time the reader reads another
-  ``growth_bytes`` (8 MiB, or a quarter part if parts are smaller) in order: 1 -> 2 -> 4 parts
-  (``max_depth``), four parts in flight 16 MiB into a read. The real service streams each part
+  ``growth_bytes`` (8 MiB, or a quarter part if parts are smaller) in order: 1 -> 2 -> 4 -> 8
+  parts (``max_depth``), eight parts in flight 24 MiB into a read. The real service streams each part
   over one connection at a rate the client cannot raise, so a reader goes only as fast as the
   parts it keeps in flight; a window that waited for half a 100 MiB part kept a paced reader
   below a client that starts with four (benchmarks/cold_read.py).
