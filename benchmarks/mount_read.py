@@ -95,6 +95,7 @@ import boto3
 import botocore
 from harness import MIB, Mount, Service, log, write_copies
 
+from omicsfs.config import ReadAheadConfig
 from omicsfs.sample.data import fastq_gzip_member, make_sample
 from omicsfs.sample.load import load_sample, upload
 
@@ -674,7 +675,8 @@ class Bench:
             f"{len(sizes)} FASTQ.gz read sets of {min(sizes.values()) / MIB:.1f}-"
             f"{max(sizes.values()) / MIB:.1f} MiB ({total / MIB:.1f} MiB in all), {parts} parts of partSize "
             f"{s.rss_part}; uploaded and processed in {loaded:.1f} s",
-            f"mount: `--cache-size {cache}` (read-ahead budget is half of it), `--metadata-tps 1000`; an "
+            f"mount: `--cache-size {cache}` (read-ahead: {ReadAheadConfig().budget_fraction:g} of it), "
+            "`--metadata-tps 1000`; an "
             "`ls -l` of the store before the reads; RSS sampled every 50 ms; VmHWM read at the end",
         ]
         section.data = {
