@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from omicsfs.backend.models import FileLayout
+from omicsfs.config import MountConfig
 from omicsfs.fs.read.readahead import RangeStream, ReadAheadBudget, StreamState
 
 PART = 100 << 20
@@ -30,6 +31,25 @@ def test_sequential_reader_grows_one_two_four() -> None:
     assert 2 * READ + 2 * GROWTH <= reached[4] < 2 * READ + 2 * GROWTH + 2 * READ
     assert reached[4] < PART // 4  # four parts in flight long before a quarter of the first part
     assert 3 not in reached  # never more than max_depth, never in between
+
+
+def test_by_default_a_sequential_reader_reaches_eight_parts_and_a_1g_cache_grants_seven() -> None:
+    """The defaults the mount runs with: depth 8 after 24 MiB in order, never more; the default
+    1 GiB cache's read-ahead budget (three quarters) holds 7 parts of 100 MiB for one stream."""
+    config = MountConfig()
+    read_ahead = config.read_ahead
+    stream = StreamState()
+    reached: dict[int, int] = {}
+    offset = 0
+    while offset < 2 * PART:
+        wanted = stream.observe(offset, READ, LAYOUT, read_ahead.max_depth, read_ahead.growth_bytes)
+        reached.setdefault(len(wanted), offset)
+        offset += READ
+    assert sorted(reached) == [0, 1, 2, 4, 8]
+    assert 2 * READ + 3 * GROWTH <= reached[8] < 2 * READ + 3 * GROWTH + 2 * READ
+    assert config.read_ahead_budget == 768 << 20
+    budget = ReadAheadBudget(config.read_ahead_budget, read_ahead.max_streams, arriving=lambda ref: False)
+    assert budget.grant(1, "a", list(range(2, 10)), _length) == [2, 3, 4, 5, 6, 7, 8]
 
 
 def test_small_parts_grow_every_quarter_part() -> None:
