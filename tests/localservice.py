@@ -87,6 +87,10 @@ class RunningService(ServiceProcess):
     def requests(self) -> dict[str, int]:
         return dict(self.admin("GET", "stats")["requests"])
 
+    def connections(self) -> dict[str, int]:
+        """Client connections seen per endpoint ("omics", "s3") since the last reset."""
+        return dict(self.admin("GET", "stats")["connections"])
+
     def reset_stats(self) -> None:
         self.admin("POST", "stats/reset")
 

@@ -90,12 +90,21 @@ class RequestStats:
         self.requests: dict[str, int] = defaultdict(int)
         self.errors: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.bytes_sent: dict[str, int] = defaultdict(int)
+        #: The client sockets (address, port) requests came from, per endpoint: how many
+        #: connections a client opened, so a test can tell connection reuse from one per request.
+        self.clients: dict[str, set[tuple[str, int]]] = defaultdict(set)
+
+    def saw_client(self, endpoint: str, scope: Scope) -> None:
+        client = scope.get("client")
+        if client:
+            self.clients[endpoint].add((str(client[0]), int(client[1])))
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "requests": dict(self.requests),
             "errors": {op: dict(codes) for op, codes in self.errors.items()},
             "bytesSent": dict(self.bytes_sent),
+            "connections": {endpoint: len(clients) for endpoint, clients in self.clients.items()},
         }
 
 
@@ -120,8 +129,10 @@ class LocalServiceApp:
         elif scope["type"] == "http":
             server = scope.get("server") or ("", None)
             if server[1] in self.s3_ports:
+                self.stats.saw_client("s3", scope)
                 await self.s3(scope, receive, send)
             else:
+                self.stats.saw_client("omics", scope)
                 await self._http(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

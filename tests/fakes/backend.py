@@ -143,6 +143,9 @@ class FakePartBody:
         self._cut_after = cut_after
         self._offset = 0
         self.closed = False
+        #: Whether a read saw the end (returned 0): what lets a real body reuse its connection.
+        self.drained_before_close = False
+        self.on_close: Callable[[], None] | None = None
 
     def readinto(self, memory: memoryview) -> int:
         gate = self._backend.gate
@@ -156,10 +159,14 @@ class FakePartBody:
         count = end - self._offset
         memory[:count] = self._data[self._offset : end]
         self._offset = end
+        if not count and len(memory) and not self.closed:
+            self.drained_before_close = True
         return count
 
     def close(self) -> None:
         self.closed = True
+        if self.on_close is not None:
+            self.on_close()
 
 
 class FakeBackend:

@@ -30,6 +30,8 @@ class FakeS3:
         self.stats: BackendStats = backend.stats
         self.calls: Counter[str] = Counter()
         self.ranges: list[tuple[str, int, int]] = []
+        self.bodies: list[FakePartBody] = []
+        self._closes = trio.lowlevel.ParkingLot()
         self.deny = False
         self._versions: Counter[str] = Counter()
 
@@ -57,6 +59,11 @@ class FakeS3:
     async def retrying(self, operation: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
         return await retry.retrying(self.backend.retry_policy, self.stats, f"S3:{operation}", attempt_once)
 
+    async def all_closed(self) -> None:
+        """Returns once every body handed out has been closed (its fetch is over)."""
+        while not all(body.closed for body in self.bodies):
+            await self._closes.park()
+
     async def head(self, location: S3Location) -> str:
         await trio.lowlevel.checkpoint()
         return self.etag(location.key, self._object(location, "HeadObject"))
@@ -69,6 +76,8 @@ class FakeS3:
             raise Changed("S3:GetObject", "the object changed (fake)", "PreconditionFailed")
         self.ranges.append((location.key, start, end))
         body = FakePartBody(self.backend, data[start:end], self.backend.chunk, None)
+        body.on_close = self._closes.unpark_all  # closed on the trio thread, after its receive
+        self.bodies.append(body)
         return RangeBody(body, etag)
 
     async def list_objects(self, prefix: S3Location) -> list[ListedObject]:

@@ -24,7 +24,7 @@ import pytest
 from omicsfs.sample.data import SampleFiles
 from omicsfs.sample.load import LoadedSample
 from tests.localservice import RunningService
-from tests.mount.builders import fastq_gz
+from tests.mount.builders import fastq_gz, noisy_fastq_gz
 from tests.mount.expected import READ_SET_FILES, read_set_bytes
 from tests.mounting import Mounted
 from tests.service.helpers import upload_file
@@ -108,6 +108,38 @@ def test_samtools_region_queries_use_ranged_gets_only(
         assert planes["bytes"].get("parts", 0) == 0
     finally:
         assert fresh.stop() == 0
+
+
+def test_a_sequential_read_sends_whole_ranged_gets_over_reused_connections(tmp_path: Path) -> None:
+    """A cold dd of a 48 MiB file cut into 1 MiB blocks (as 100 MiB parts are): after the
+    window's first steps (1, 2, 4 blocks) every GET is a whole 8 MiB request, and the GETs
+    share a few connections instead of opening one each."""
+    service = RunningService(tmp_path / "data", part_size=1 << 20)
+    try:
+        omics = service.client()
+        store = omics.create_sequence_store(name="long")
+        data = noisy_fastq_gz(48 << 20, seed=8)
+        upload_file(omics, store["id"], {"SOURCE1": data}, "FASTQ", name="r", part_size=8 << 20)
+        service.drain()
+        mounted = Mounted(tmp_path / "mnt", service.url, "--s3-endpoint-url", service.s3_url)
+        try:
+            path = mounted.path / "sequence-stores" / "long" / "r.fastq.gz"
+            path.stat()
+            service.reset_stats()
+            done = subprocess.run(["dd", f"if={path}", "of=/dev/stdout", "bs=1M"], capture_output=True,
+                                  check=True)  # fmt: skip
+            assert done.stdout == data
+            requests = service.requests()
+            assert requests.get("GetReadSet", 0) == 0
+            whole = -(-len(data) // (8 << 20))
+            assert requests["GetObject"] <= whole + 6  # was one GET per 1 MiB block once sequential
+            connections = service.connections()["s3"]
+            assert connections < requests["GetObject"]  # was one connection per GET
+            assert connections <= 9  # at most the GETs in flight at once (a 64 MiB window)
+        finally:
+            assert mounted.stop() == 0
+    finally:
+        service.stop()
 
 
 def test_a_store_whose_policy_denies_s3_reads_through_parts(

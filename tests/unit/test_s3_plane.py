@@ -53,6 +53,14 @@ async def test_a_random_read_fetches_one_block_with_a_ranged_get(nursery: trio.N
 
 
 @pytest.mark.trio
+async def test_a_read_across_missing_blocks_is_one_ranged_get(nursery: trio.Nursery) -> None:
+    _, s3, fs = _setup(nursery)
+    offset, size = 9 * BLOCK, 3 * BLOCK
+    assert await read_once(fs, "sequence-stores/cohort/big.bam", offset, size) == DATA[offset : offset + size]
+    assert [(start, end) for _, start, end in s3.ranges] == [(offset, offset + 3 * BLOCK)]  # not 1 + 2
+
+
+@pytest.mark.trio
 async def test_sequential_reads_are_byte_exact_with_a_growing_window(nursery: trio.Nursery) -> None:
     backend, s3, fs = _setup(nursery)
     assert await read_file(fs, "sequence-stores/cohort/big.bam", chunk=8192) == DATA
@@ -63,6 +71,30 @@ async def test_sequential_reads_are_byte_exact_with_a_growing_window(nursery: tr
     covered = sorted((start, end) for _, start, end in s3.ranges)
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(covered))  # no block twice
     assert fs.stats.bytes_by_plane["s3"] == len(DATA)
+
+
+@pytest.mark.trio
+async def test_a_sequential_reader_moves_its_window_a_whole_aligned_request_at_a_time(
+    nursery: trio.Nursery,
+) -> None:
+    _, s3, fs = _setup(nursery)
+    assert await read_file(fs, "sequence-stores/cohort/big.bam", chunk=8192) == DATA
+    request = 4 * BLOCK
+    small = [(start, end) for _, start, end in s3.ranges if end - start < request and end < len(DATA)]
+    assert len(small) <= 6  # the window's first steps (1, 2 blocks) only, not one GET per block
+    assert all(start % request == 0 for _, start, end in s3.ranges if end - start == request)
+    assert len(s3.ranges) <= len(DATA) // request + 6
+
+
+@pytest.mark.trio
+async def test_every_ranged_body_is_read_to_its_end_so_its_connection_is_reused(
+    nursery: trio.Nursery,
+) -> None:
+    _, s3, fs = _setup(nursery)
+    assert await read_file(fs, "sequence-stores/cohort/big.bam", chunk=8192) == DATA
+    await s3.all_closed()
+    assert s3.bodies
+    assert all(body.drained_before_close for body in s3.bodies)
 
 
 @pytest.mark.trio

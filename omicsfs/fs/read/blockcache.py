@@ -194,7 +194,7 @@ class BlockCache:
         if offset >= end:
             return b""
         first, last = offset // file.block_size, (end - 1) // file.block_size
-        if last > first:
+        if last > first and self.block_present(file, first):
             self.ensure_blocks(file, first + 1, last + 1)  # start now, while we wait for the first
         out: bytearray | None = None
         position = offset
@@ -202,7 +202,7 @@ class BlockCache:
             block = position // file.block_size
             block_start = file.block_start(block)
             stop = min(end, block_start + file.block_length(block))
-            slot = await self._block(file, block, stop - block_start)
+            slot = await self._block(file, block, stop - block_start, last + 1)
             piece = slot.memory[position - block_start : stop - block_start]
             if out is None and stop >= end:
                 return piece  # one block: no copy
@@ -213,8 +213,9 @@ class BlockCache:
         assert out is not None
         return out
 
-    async def _block(self, file: CachedFile, block: int, need: int) -> Slot:
-        """A slot holding at least ``need`` bytes of the block."""
+    async def _block(self, file: CachedFile, block: int, need: int, upto: int) -> Slot:
+        """A slot holding at least ``need`` bytes of the block. A miss fetches it together with
+        the blocks after it up to ``upto`` that the same read wants (one GET, not two)."""
         key: BlockKey = (file.key, block)
         while True:
             slot = self._cached(key)
@@ -231,7 +232,7 @@ class BlockCache:
                         return slot
                     self.stats.disk_corrupt += 1
                     continue
-                self.ensure_blocks(file, block, block + 1)
+                self.ensure_blocks(file, block, max(upto, block + 1))
                 fetch = self.fetching.get(key)
                 if fetch is None:
                     # It became present after we looked: another mount sharing the disk tier
@@ -293,7 +294,8 @@ class BlockCache:
 
     def ensure_blocks(self, file: CachedFile, first: int, end: int, *, prefetch: bool = False) -> None:
         """Starts fetching whatever of blocks [first, end) is not present, on the file's plane:
-        the parts that hold them, or ranged GETs of up to ``s3_request_bytes`` each."""
+        the parts that hold them, or ranged GETs of up to ``s3_request_bytes`` each, split on
+        multiples of that size so a sliding window's GETs line up with the ones before them."""
         if not self.planes.reads_s3(file):
             missing = (block for block in range(first, end) if not self.block_present(file, block))
             for part in sorted({file.part_of_block(block) for block in missing}):
@@ -308,7 +310,7 @@ class BlockCache:
                     run = []
                 continue
             run.append(block)
-            if len(run) == per_request:
+            if (block + 1) % per_request == 0:  # requests end on aligned boundaries
                 self._start(file, Plane.S3, run[0], run[-1] + 1, None, prefetch)
                 run = []
         if run:

@@ -101,8 +101,10 @@ class Receiver:
                 token.run_sync_soon(self.on_block, fetch, block, slot, disk_size)
             except trio.RunFinishedError:
                 return
-        if fetch.part is not None and body.readinto(memoryview(bytearray(1))):
-            raise TransportFailure(fetch.operation, f"part {fetch.part} is longer than its metadata says")
+        if body.readinto(memoryview(bytearray(1))):
+            raise TransportFailure(fetch.operation, f"{fetch.describe()} sent more bytes than it should")
+        # The read that returns 0 is also what lets the body give its connection back to the
+        # pool (omics.py); without it every ranged GET opened a new connection.
 
     def _skip(self, body: PartBody, count: int, operation: str) -> None:
         if not count:

@@ -98,7 +98,10 @@ class Reader:
     ) -> None:
         config = self.read_ahead
         if self.cache.planes.reads_s3(file):
-            window = ranges.observe(offset, size, file.block_size, file.blocks, config.s3_max_window)
+            request_blocks = max(1, config.s3_request_bytes // file.block_size)
+            window = ranges.observe(
+                offset, size, file.block_size, file.blocks, config.s3_max_window, request_blocks
+            )
             granted = self.budget.grant(stream_id, (Plane.S3, file.key), window, file.block_length)
             if granted:
                 self.cache.ensure_blocks(file, granted[0], granted[-1] + 1, prefetch=True)
