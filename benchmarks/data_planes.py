@@ -490,7 +490,7 @@ def report(shape: str, r: dict[str, Any], size: int) -> str:
         row = r[name]
         lines.append(
             f"| {name} | {row['regions_cold_s']:.1f} | {row['regions_warm_s']:.1f} | "
-            f"{r['local regions_s']:.1f} | {row['regions_bytes'] / r['htslib_bytes']:.1f} | "
+            f"{r['local regions_s']:.1f} | {row['regions_bytes'] / r['htslib_bytes']:.2f} | "
             f"{row['regions_calls']:.0f} | {row['ls_l_s']:.2f} | {row['ls_l_metadata_calls']:.0f} |"
         )
     return "\n".join(lines) + "\n"
