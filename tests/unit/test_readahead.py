@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from omicsfs.backend.models import FileLayout
 from omicsfs.config import MountConfig
 from omicsfs.fs.read.readahead import RangeStream, ReadAheadBudget, StreamState
@@ -76,6 +78,27 @@ def test_range_stream_window_doubles_while_sequential_and_resets_on_a_seek() -> 
     assert sorted(set(windows)) == [0, 1, 2, 4, 8, 16, 32, 64]  # doubling, never in between
     assert ranges.observe(5000 << 20, READ, block, blocks, 64 << 20) == []  # a seek: no read-ahead
     assert RangeStream().observe((blocks - 1) * block, READ, block, blocks, 64 << 20) == []
+
+
+def test_range_stream_window_ends_on_request_boundaries_once_it_holds_a_request() -> None:
+    block, blocks, request = 1 << 20, 10_000, 8
+    ranges = RangeStream()
+    ends = []
+    offset = 0
+    while offset < 200 << 20:
+        wanted = ranges.observe(offset, READ, block, blocks, 64 << 20, request)
+        if wanted:
+            ends.append((ranges.window, wanted[-1] + 1))
+        offset += READ
+    assert all(end % min(window, request) == 0 for window, end in ends)  # whole, aligned GETs
+    assert max(window for window, _ in ends) == 64
+    # The window's end moves a request at a time: between reads it stays put or jumps by 8.
+    steps = {
+        later - earlier
+        for (before, earlier), (window, later) in itertools.pairwise(ends)
+        if before == window == 64
+    }
+    assert steps <= {0, request}
 
 
 def test_random_reader_gets_no_read_ahead() -> None:
