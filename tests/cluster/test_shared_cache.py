@@ -143,6 +143,9 @@ def test_the_cooperative_cap_never_removes_entries_another_mount_is_reading(
     # Another mount reads x from the disk tier, after it (and y) sat idle for an hour.
     reader = Mounted(tmp_path / "a", service.url, *shared(cache, *cap))
     try:
+        # Its own first scan runs in the background; had it measured the folder after the
+        # entries were aged below, the reader would evict y before the evictor could.
+        reader.wait_for_log("every other entry is in use")
         hour_ago = time.time() - 3600
         for path in entries(cache, ids["x"]) + entries(cache, ids["y"]):
             os.utime(path, (hour_ago, hour_ago))

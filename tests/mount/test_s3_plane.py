@@ -215,7 +215,7 @@ def test_faults_on_the_s3_endpoint_still_give_exact_bytes(
 ) -> None:
     omics = private_service.client()
     store = omics.create_sequence_store(name="flaky-s3")
-    data = fastq_gz(30_000, seed=7)
+    data = noisy_fastq_gz(16 << 20, seed=7)  # enough ranged GETs (about 20) for every fault to hit
     upload_file(omics, store["id"], {"SOURCE1": data}, "FASTQ", name="r")
     private_service.drain()
     mounted = Mounted(tmp_path / "mnt", private_service.url, "--s3-endpoint-url", private_service.s3_url)
