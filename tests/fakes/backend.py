@@ -145,7 +145,7 @@ class FakePartBody:
         self.closed = False
         #: Whether a read saw the end (returned 0): what lets a real body reuse its connection.
         self.drained_before_close = False
-        self.on_close: Callable[[], None] | None = None
+        self.on_close: Callable[[], object] | None = None
 
     def readinto(self, memory: memoryview) -> int:
         gate = self._backend.gate
