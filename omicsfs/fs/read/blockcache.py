@@ -292,6 +292,10 @@ class BlockCache:
 
     # -- starting fetches -----------------------------------------------------------------------
 
+    def request_blocks(self, file: CachedFile) -> int:
+        """Blocks of this file in one ranged GET (``s3_request_bytes``)."""
+        return max(1, self.request_bytes // file.block_size)
+
     def ensure_blocks(self, file: CachedFile, first: int, end: int, *, prefetch: bool = False) -> None:
         """Starts fetching whatever of blocks [first, end) is not present, on the file's plane:
         the parts that hold them, or ranged GETs of up to ``s3_request_bytes`` each, split on
@@ -301,7 +305,7 @@ class BlockCache:
             for part in sorted({file.part_of_block(block) for block in missing}):
                 self.ensure_part(file, part, prefetch=prefetch)
             return
-        per_request = max(1, self.request_bytes // file.block_size)
+        per_request = self.request_blocks(file)
         run: list[int] = []
         for block in range(first, end):
             if self.block_present(file, block):

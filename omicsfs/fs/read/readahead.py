@@ -95,10 +95,10 @@ class RangeStream:
     ) -> list[int]:
         """Records a read and returns the blocks that should be fetched ahead of it.
 
-        The window's far end stays on a multiple of the window (once it holds a whole request,
-        ``request_blocks``, of a request), so it moves a request at a time and every GET it starts
-        is a full, aligned one. Sliding it a block per read instead started one 1 MiB GET per MiB read: 579
-        GETs for 634 MiB, each signed and sent from Python (benchmarks/data_planes.py)."""
+        The window's far end stays on a multiple of the window's size, or of ``request_blocks``
+        (one GET) once the window is that large, so it moves a whole aligned GET at a time.
+        Sliding it a block per read started one 1 MiB GET per MiB read: 579 GETs for 634 MiB,
+        each signed and sent from Python (benchmarks/data_planes.py)."""
         near = _near(self.next_offset, offset)
         if near:
             self.in_order += 1

@@ -98,9 +98,9 @@ class Reader:
     ) -> None:
         config = self.read_ahead
         if self.cache.planes.reads_s3(file):
-            request_blocks = max(1, config.s3_request_bytes // file.block_size)
+            per_request = self.cache.request_blocks(file)
             window = ranges.observe(
-                offset, size, file.block_size, file.blocks, config.s3_max_window, request_blocks
+                offset, size, file.block_size, file.blocks, config.s3_max_window, per_request
             )
             granted = self.budget.grant(stream_id, (Plane.S3, file.key), window, file.block_length)
             if granted:
