@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.localservice import RunningService
 from tests.mount.builders import fastq_gz
 from tests.mounting import Mounted
-from tests.service.helpers import download, upload_file
+from tests.service.helpers import download, fastq_in_new_store
 
 PART = 256 << 10
 READS = 16  # dd reads of one part each
@@ -32,12 +32,10 @@ def test_a_sequential_reader_gets_eight_parts_fetched_ahead(tmp_path: Path) -> N
     service = RunningService(tmp_path / "data", part_size=PART)
     try:
         omics = service.client()
-        store = omics.create_sequence_store(name="ahead")
-        read_set = upload_file(omics, store["id"], {"SOURCE1": fastq_gz(250000, length=100)}, "FASTQ",
-                               name="long", part_size=4 << 20)  # fmt: skip
-        service.drain()
-        expected = download(omics, store["id"], read_set)
-        parts = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=read_set)["files"]["source1"][
+        store_id, read_set = fastq_in_new_store(service, "ahead", fastq_gz(250000, length=100), name="long",
+                                                part_size=4 << 20)  # fmt: skip
+        expected = download(omics, store_id, read_set)
+        parts = omics.get_read_set_metadata(sequenceStoreId=store_id, id=read_set)["files"]["source1"][
             "totalParts"
         ]
         assert parts > READS + 8  # the window is not cut short by the end of the file

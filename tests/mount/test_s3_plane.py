@@ -27,7 +27,7 @@ from tests.localservice import RunningService
 from tests.mount.builders import fastq_gz, noisy_fastq_gz
 from tests.mount.expected import READ_SET_FILES, read_set_bytes
 from tests.mounting import Mounted
-from tests.service.helpers import upload_file
+from tests.service.helpers import fastq_in_new_store, upload_file
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +116,8 @@ def test_a_sequential_read_sends_whole_ranged_gets_over_reused_connections(tmp_p
     share a few connections instead of opening one each."""
     service = RunningService(tmp_path / "data", part_size=1 << 20)
     try:
-        omics = service.client()
-        store = omics.create_sequence_store(name="long")
         data = noisy_fastq_gz(48 << 20, seed=8)
-        upload_file(omics, store["id"], {"SOURCE1": data}, "FASTQ", name="r", part_size=8 << 20)
-        service.drain()
+        fastq_in_new_store(service, "long", data, part_size=8 << 20)
         mounted = Mounted(tmp_path / "mnt", service.url, "--s3-endpoint-url", service.s3_url)
         try:
             path = mounted.path / "sequence-stores" / "long" / "r.fastq.gz"
@@ -146,11 +143,9 @@ def test_a_store_whose_policy_denies_s3_reads_through_parts(
     private_service: RunningService, tmp_path: Path
 ) -> None:
     omics = private_service.client()
-    store = omics.create_sequence_store(name="denied")
     data = fastq_gz(400, seed=3)
-    upload_file(omics, store["id"], {"SOURCE1": data}, "FASTQ", name="r")
-    private_service.drain()
-    access_point = omics.get_sequence_store(id=store["id"])["s3Access"]["s3AccessPointArn"]
+    store_id, _ = fastq_in_new_store(private_service, "denied", data)
+    access_point = omics.get_sequence_store(id=store_id)["s3Access"]["s3AccessPointArn"]
     deny = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*"}]}  # fmt: skip
     omics.put_s3_access_policy(s3AccessPointArn=access_point, s3AccessPolicy=json.dumps(deny))
@@ -169,17 +164,14 @@ def test_a_store_whose_policy_denies_s3_reads_through_parts(
 def test_an_archived_read_set_is_refused_after_falling_back(
     private_service: RunningService, tmp_path: Path
 ) -> None:
-    omics = private_service.client()
-    store = omics.create_sequence_store(name="cold")
     data = fastq_gz(20_000, seed=4)  # several 64 KiB blocks
-    read_set = upload_file(omics, store["id"], {"SOURCE1": data}, "FASTQ", name="r")
-    private_service.drain()
+    store_id, read_set = fastq_in_new_store(private_service, "cold", data)
     mounted = Mounted(tmp_path / "mnt", private_service.url, "--s3-endpoint-url", private_service.s3_url)
     try:
         path = mounted.path / "sequence-stores" / "cold" / "r.fastq.gz"
         with open(path, "rb", buffering=0) as handle:
             assert os.pread(handle.fileno(), 100, 0) == data[:100]
-            private_service.admin("POST", f"archive/{store['id']}/{read_set}")
+            private_service.admin("POST", f"archive/{store_id}/{read_set}")
             with pytest.raises(OSError) as refused:
                 os.pread(handle.fileno(), 100, len(data) - 100)  # not cached: S3 refuses, parts refuse
             assert refused.value.errno == errno.EACCES
@@ -191,18 +183,15 @@ def test_an_archived_read_set_is_refused_after_falling_back(
 def test_an_object_changed_between_two_reads_is_never_stitched(
     private_service: RunningService, tmp_path: Path
 ) -> None:
-    omics = private_service.client()
-    store = omics.create_sequence_store(name="moving")
     first = fastq_gz(5000, seed=5)
-    read_set = upload_file(omics, store["id"], {"SOURCE1": first}, "FASTQ", name="r")
-    private_service.drain()
+    store_id, read_set = fastq_in_new_store(private_service, "moving", first)
     mounted = Mounted(tmp_path / "mnt", private_service.url, "--s3-endpoint-url", private_service.s3_url)
     try:
         path = mounted.path / "sequence-stores" / "moving" / "r.fastq.gz"
         with open(path, "rb", buffering=0) as handle:
             assert os.pread(handle.fileno(), 100, 0) == first[:100]
             second = fastq_gz(5000, seed=6)
-            private_service.admin("PUT", f"replace/{store['id']}/{read_set}/source1", second)
+            private_service.admin("PUT", f"replace/{store_id}/{read_set}/source1", second)
             with pytest.raises(OSError) as stale:
                 os.pread(handle.fileno(), 100, len(first) - 100)
             assert stale.value.errno == errno.ESTALE
@@ -213,11 +202,8 @@ def test_an_object_changed_between_two_reads_is_never_stitched(
 def test_faults_on_the_s3_endpoint_still_give_exact_bytes(
     private_service: RunningService, tmp_path: Path
 ) -> None:
-    omics = private_service.client()
-    store = omics.create_sequence_store(name="flaky-s3")
     data = noisy_fastq_gz(16 << 20, seed=7)  # enough ranged GETs (about 20) for every fault to hit
-    upload_file(omics, store["id"], {"SOURCE1": data}, "FASTQ", name="r")
-    private_service.drain()
+    fastq_in_new_store(private_service, "flaky-s3", data)
     mounted = Mounted(tmp_path / "mnt", private_service.url, "--s3-endpoint-url", private_service.s3_url)
     try:
         private_service.set_faults("seed=3;throttle@GetObject=1/4;error@GetObject=1/5;cut@GetObject=1/6;"

@@ -14,17 +14,15 @@ import pytest
 from tests.localservice import RunningService
 from tests.mount.builders import fastq_gz
 from tests.mounting import Mounted
-from tests.service.helpers import download, upload_file
+from tests.service.helpers import download, fastq_in_new_store, upload_file
 
 
 def test_archived_read_set_is_listed_refuses_open_and_opens_after_activation(
     private_service: RunningService, tmp_path: Path
 ) -> None:
     omics = private_service.client()
-    store = omics.create_sequence_store(name="cold")
-    read_set = upload_file(omics, store["id"], {"SOURCE1": fastq_gz(50)}, "FASTQ", name="old")
-    private_service.drain()
-    private_service.admin("POST", f"archive/{store['id']}/{read_set}")
+    store_id, read_set = fastq_in_new_store(private_service, "cold", fastq_gz(50), name="old")
+    private_service.admin("POST", f"archive/{store_id}/{read_set}")
     mounted = Mounted(tmp_path / "mnt", private_service.url)
     try:
         path = mounted.path / "sequence-stores" / "cold" / "old.fastq.gz"
@@ -40,9 +38,9 @@ def test_archived_read_set_is_listed_refuses_open_and_opens_after_activation(
         assert "ARCHIVED" in refusals[0]
         assert "start-read-set-activation-job" in refusals[0]
 
-        omics.start_read_set_activation_job(sequenceStoreId=store["id"], sources=[{"readSetId": read_set}])
+        omics.start_read_set_activation_job(sequenceStoreId=store_id, sources=[{"readSetId": read_set}])
         private_service.drain()
-        assert path.read_bytes() == download(omics, store["id"], read_set)
+        assert path.read_bytes() == download(omics, store_id, read_set)
         assert os.getxattr(path, "user.omics.status") == b"ACTIVE"
         jobs = os.listdir(path.parent / ".jobs" / "activation")
         assert len(jobs) == 1  # first listed now, so the new job is there
@@ -145,12 +143,9 @@ def test_a_small_read_is_answered_before_its_part_has_arrived(tmp_path: Path) ->
     first half still succeeds (the part is streamed), a read in its second half fails with EIO."""
     service = RunningService(tmp_path / "data", part_size=4 << 20)
     try:
-        omics = service.client()
-        store = omics.create_sequence_store(name="stream")
-        read_set = upload_file(omics, store["id"], {"SOURCE1": fastq_gz(140000, length=100)}, "FASTQ",
-                               name="large", part_size=4 << 20)  # fmt: skip
-        service.drain()
-        expected = download(omics, store["id"], read_set)
+        store_id, read_set = fastq_in_new_store(service, "stream", fastq_gz(140000, length=100), name="large",
+                                                part_size=4 << 20)  # fmt: skip
+        expected = download(service.client(), store_id, read_set)
         assert len(expected) > 4 << 20
         service.set_faults("cut@GetReadSet=1")
         mounted = Mounted(tmp_path / "mnt", service.url, "--retries", "2")

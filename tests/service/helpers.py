@@ -79,6 +79,17 @@ def upload_file(
     return str(done["readSetId"])
 
 
+def fastq_in_new_store(
+    service: RunningService, store_name: str, data: bytes, name: str = "r", part_size: int = 100_000
+) -> tuple[str, str]:
+    """A new sequence store holding one single-end FASTQ read set, ACTIVE; (store ID, read set ID)."""
+    omics = service.client()
+    store_id = str(omics.create_sequence_store(name=store_name)["id"])
+    read_set = upload_file(omics, store_id, {"SOURCE1": data}, "FASTQ", name=name, part_size=part_size)
+    service.drain()
+    return store_id, read_set
+
+
 def download(omics: Any, store_id: str, read_set_id: str, file: str = "SOURCE1") -> bytes:
     """Every part of a read set's file, joined, checking each part's length on the way."""
     meta = omics.get_read_set_metadata(sequenceStoreId=store_id, id=read_set_id)
