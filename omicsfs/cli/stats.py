@@ -41,13 +41,8 @@ def render(stats: dict[str, Any]) -> str:
         + f"; misses {cache.get('misses', 0)}; memory {_mib(cache.get('memory_bytes', 0))}"
         f" + hot {_mib(cache.get('hot_bytes', 0))} of {_mib(cache.get('memory_limit_bytes', 0))}",
     ]
-    read_ahead = stats.get("read_ahead", {})
-    if read_ahead:
-        lines.append(
-            f"read-ahead: {_mib(read_ahead.get('reserved_bytes', 0))} of "
-            f"{_mib(read_ahead.get('budget_bytes', 0))} reserved, {read_ahead.get('streams', 0)} streams, "
-            f"{read_ahead.get('prefetched_parts', 0)} parts prefetched"
-        )
+    lines += render_planes(stats.get("planes", {}))
+    lines += render_read_ahead(stats.get("read_ahead", {}))
     lines.append(
         f"throttled {stats.get('throttled', 0)}, retries "
         + (", ".join(f"{k} {v}" for k, v in sorted(stats.get("retries", {}).items())) or "0")
@@ -56,6 +51,44 @@ def render(stats: dict[str, Any]) -> str:
     )
     lines += render_uploads(stats.get("uploads", {}))
     return "\n".join(lines) + "\n"
+
+
+def render_planes(planes: dict[str, Any]) -> list[str]:
+    """Bytes and data calls per plane, and how often S3 gave way to parts or saved a metadata call."""
+    if not planes:
+        return []
+    received, calls = planes.get("bytes", {}), planes.get("calls", {})
+    each = ", ".join(
+        f"{plane} {_mib(received.get(plane, 0))} in {calls.get(plane, 0)} calls"
+        for plane in sorted(set(received) | set(calls))
+        if received.get(plane) or calls.get(plane)
+    )
+    return [
+        f"planes: {each or 'nothing fetched'}; fallbacks to parts {planes.get('s3_fallbacks', 0)}; "
+        f"sizes from S3 listings {planes.get('s3_listed_sizes', 0)}"
+    ]
+
+
+def render_read_ahead(read_ahead: dict[str, Any]) -> list[str]:
+    """The budget, then each open file's window (widest first)."""
+    if not read_ahead:
+        return []
+    lines = [
+        f"read-ahead: {_mib(read_ahead.get('reserved_bytes', 0))} of "
+        f"{_mib(read_ahead.get('budget_bytes', 0))} reserved, {read_ahead.get('streams', 0)} streams, "
+        f"{read_ahead.get('prefetched_parts', 0)} parts and {read_ahead.get('prefetched_blocks', 0)} "
+        "blocks prefetched"
+    ]
+    for window in read_ahead.get("windows", []):
+        if window.get("sequential"):
+            state = f"sequential, window {_mib(window.get('window_bytes', 0))}"
+        else:
+            state = "random, no read-ahead"
+        lines.append(
+            f"  {window.get('file', '?')} ({window.get('plane', '?')}): {state}, "
+            f"at {_mib(window.get('next_offset', 0))}, {_mib(window.get('reserved_bytes', 0))} reserved"
+        )
+    return lines
 
 
 def _rate(value: Any) -> str:

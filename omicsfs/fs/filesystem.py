@@ -313,7 +313,13 @@ class FileSystem:
     # -- everything else ------------------------------------------------------------------------
 
     def stats_document(self) -> bytes:
-        return stats_document(self.stats, self.cache, self.reader.budget, self.writes)
+        windows = [
+            self.reader.window(
+                number, opened.stream, opened.range_stream, opened.file, self.describe_node(opened.ino)
+            )
+            for number, opened in self.handles.reads()
+        ]
+        return stats_document(self.stats, self.cache, self.reader.budget, windows, self.writes)
 
     async def xattrs(self, ino: int) -> dict[str, str]:
         node = self.namespace.node(ino)
@@ -333,6 +339,13 @@ class FileSystem:
                 return await self.by_md5.xattrs(node)
         return {}
 
+    def describe_node(self, ino: int) -> str:
+        """The node's store, read set or reference ID and file; "" for an inode no longer known."""
+        try:
+            return describe(self.namespace.node(ino))
+        except FsError:
+            return ""
+
     def node_label(self, *, ino: int | None = None, fh: int | None = None) -> str:
         """What a failed request was about, for its log line: the node names the store, read
         set or reference ID and file. Never raises: it runs on the failure path."""
@@ -342,6 +355,6 @@ class FileSystem:
                 ino = opened.ino if opened is not None else None
             if ino is None:
                 return ""
-            return f" ({describe(self.namespace.node(ino))})"
+            return f" ({self.describe_node(ino)})"
         except Exception:
             return ""

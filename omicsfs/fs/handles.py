@@ -8,6 +8,7 @@ for a block cache file and ``write`` finds its upload with one lookup.
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -67,6 +68,12 @@ class HandleTable:
 
     def find(self, number: int) -> Handle | None:
         return self._handles.get(number)
+
+    def reads(self) -> Iterator[tuple[int, ReadHandle]]:
+        """The open read set and reference files, by handle number."""
+        for number, handle in self._handles.items():
+            if isinstance(handle, ReadHandle):
+                yield number, handle
 
     def pop(self, number: int) -> Handle | None:
         return self._handles.pop(number, None)

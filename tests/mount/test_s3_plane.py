@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import mmap
 import os
 import random
 import subprocess
@@ -26,7 +27,7 @@ from omicsfs.sample.load import LoadedSample
 from tests.localservice import RunningService
 from tests.mount.builders import fastq_gz, noisy_fastq_gz
 from tests.mount.expected import READ_SET_FILES, read_set_bytes
-from tests.mounting import Mounted
+from tests.mounting import Mounted, omicsfs
 from tests.service.helpers import fastq_in_new_store, upload_file
 
 
@@ -133,10 +134,38 @@ def test_a_sequential_read_sends_whole_ranged_gets_over_reused_connections(tmp_p
             connections = service.connections()["s3"]
             assert connections < requests["GetObject"]  # was one connection per GET
             assert connections <= 9  # at most the GETs in flight at once (a 64 MiB window)
+            _window_is_shown_while_reading(mounted, path, data)
         finally:
             assert mounted.stop() == 0
     finally:
         service.stop()
+
+
+def _window_is_shown_while_reading(mounted: Mounted, path: Path, data: bytes) -> None:
+    """``omicsfs stats`` shows the open file's window on the S3 plane, and bytes and GETs per plane."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)  # past the page cache: every read reaches omicsfs
+    try:
+        buffer = mmap.mmap(-1, 1 << 20)  # O_DIRECT wants aligned memory
+        for offset in range(0, 24 << 20, 1 << 20):
+            assert os.preadv(fd, [buffer], offset) == 1 << 20
+            assert buffer[:] == data[offset : offset + (1 << 20)]
+        document = json.loads(omicsfs("stats", str(mounted.path), "--json").stdout)
+        (window,) = document["read_ahead"]["windows"]
+        assert window["plane"] == "s3"
+        assert window["sequential"] is True
+        assert window["next_offset"] == 24 << 20
+        assert window["window_bytes"] >= 8 << 20
+        assert window["reserved_bytes"] > 0
+        planes = document["planes"]
+        assert planes["calls"] == {"parts": 0, "s3": document["api_calls"]["S3:GetObject"]}
+        assert planes["bytes"] == {"s3": len(data)}  # the second pass came from the cache
+        text = omicsfs("stats", str(mounted.path)).stdout
+        shown = f"{len(data) / (1 << 20):,.1f} MiB"
+        assert f"planes: s3 {shown} in {planes['calls']['s3']} calls; fallbacks to parts 0;" in text
+        assert f"{window['file']} (s3): sequential, window " in text
+    finally:
+        os.close(fd)
+    assert json.loads(omicsfs("stats", str(mounted.path), "--json").stdout)["read_ahead"]["windows"] == []
 
 
 def test_a_store_whose_policy_denies_s3_reads_through_parts(

@@ -170,8 +170,15 @@ def test_counters_and_uploads_in_flight_are_shown() -> None:
         "bytes_fetched": 5 * MiB,
         "cache": {"hits": {"memory": 7}, "misses": 3, "memory_bytes": MiB, "hot_bytes": 0,
                   "memory_limit_bytes": 1024 * MiB},
+        "planes": {"bytes": {"parts": 3 * MiB, "s3": 2 * MiB}, "calls": {"parts": 2, "s3": 38},
+                   "s3_fallbacks": 1, "s3_listed_sizes": 12},
         "read_ahead": {"budget_bytes": 512 * MiB, "reserved_bytes": 100 * MiB, "streams": 2,
-                       "prefetched_parts": 9},
+                       "prefetched_parts": 9, "prefetched_blocks": 30,
+                       "windows": [{"file": "read set 1 source1", "plane": "s3", "sequential": True,
+                                    "next_offset": 3 * MiB, "window_bytes": 8 * MiB,
+                                    "reserved_bytes": 8 * MiB},
+                                   {"file": "read set 2 source1", "plane": "parts", "sequential": False,
+                                    "next_offset": 0, "window_bytes": 0, "reserved_bytes": 0}]},
         "throttled": 1, "retries": {"GetReadSet": 4}, "errors_by_errno": {"EIO": 1},
         "uploads": {"bytes_uploaded": 2 * MiB, "completed": 3, "aborted": 1,
                     "in_flight": {"b.fastq.gz": {"written_bytes": 4 * MiB, "uploaded_bytes": 2 * MiB},
@@ -181,12 +188,20 @@ def test_counters_and_uploads_in_flight_are_shown() -> None:
     assert lines[0] == "API calls: GetReadSet 40, ListReadSets 2"
     assert lines[1] == "fetched 5.0 MiB, uploaded 2.0 MiB"
     assert lines[2] == "cache: hits memory 7; misses 3; memory 1.0 MiB + hot 0.0 MiB of 1,024.0 MiB"
-    assert lines[3] == "read-ahead: 100.0 MiB of 512.0 MiB reserved, 2 streams, 9 parts prefetched"
-    assert lines[4] == "throttled 1, retries GetReadSet 4; errors by errno EIO 1"
-    assert lines[5].startswith("uploads: 3 completed, 1 aborted; 2 in flight")
+    assert lines[3] == (
+        "planes: parts 3.0 MiB in 2 calls, s3 2.0 MiB in 38 calls; fallbacks to parts 1; "
+        "sizes from S3 listings 12"
+    )
+    assert lines[4] == (
+        "read-ahead: 100.0 MiB of 512.0 MiB reserved, 2 streams, 9 parts and 30 blocks prefetched"
+    )
+    assert lines[5] == "  read set 1 source1 (s3): sequential, window 8.0 MiB, at 3.0 MiB, 8.0 MiB reserved"
+    assert lines[6] == "  read set 2 source1 (parts): random, no read-ahead, at 0.0 MiB, 0.0 MiB reserved"
+    assert lines[7] == "throttled 1, retries GetReadSet 4; errors by errno EIO 1"
+    assert lines[8].startswith("uploads: 3 completed, 1 aborted; 2 in flight")
     half = "#" * (BAR // 2) + "." * (BAR - BAR // 2)
-    assert lines[6].startswith(f"  a.bam [{'#' * BAR}] 0.0 MiB of 0.0 MiB uploaded")  # nothing owed
-    assert lines[7].startswith(f"  b.fastq.gz [{half}] 2.0 MiB of 4.0 MiB uploaded")
+    assert lines[9].startswith(f"  a.bam [{'#' * BAR}] 0.0 MiB of 0.0 MiB uploaded")  # nothing owed
+    assert lines[10].startswith(f"  b.fastq.gz [{half}] 2.0 MiB of 4.0 MiB uploaded")
 
 
 @pytest.mark.trio
@@ -198,4 +213,4 @@ async def test_the_filesystems_own_document_renders(nursery: trio.Nursery) -> No
     assert await listing(fs, "sequence-stores") == ["by-id", "cohort"]
     text = render(json.loads(fs.stats_document()))
     assert "API calls: ListSequenceStores 1" in text
-    assert "read-ahead: 0.0 MiB of 0.8 MiB reserved, 0 streams, 0 parts prefetched" in text  # 0.75
+    assert "read-ahead: 0.0 MiB of 0.8 MiB reserved, 0 streams, 0 parts and 0 blocks prefetched" in text

@@ -42,7 +42,7 @@ from omicsfs.fs.nodes import (
 )
 from omicsfs.fs.xattrs import iso, job_xattrs, object_file_xattrs, store_xattrs
 from tests.fakes.backend import FakeBackend
-from tests.fakes.harness import PART, make_fs, read_file, sequence_store, writable
+from tests.fakes.harness import PART, make_fs, read_file, resolve, sequence_store, writable
 
 SEQ, REF = StoreKind.SEQUENCE, StoreKind.REFERENCE
 
@@ -154,10 +154,37 @@ async def test_stats_json_counts_calls_and_shows_the_caches(nursery: trio.Nurser
     assert stats["bytes_fetched"] == 2 * PART
     assert stats["cache"]["memory_limit_bytes"] == 1 << 20
     assert stats["cache"]["memory_bytes"] + stats["cache"]["hot_bytes"] == 2 * PART
-    assert set(stats["read_ahead"]) == {"budget_bytes", "reserved_bytes", "streams", "prefetched_parts"}
+    assert set(stats["read_ahead"]) == {
+        "budget_bytes", "reserved_bytes", "streams", "prefetched_parts", "prefetched_blocks", "windows"
+    }  # fmt: skip
+    assert stats["read_ahead"]["windows"] == []  # read_file closed its handle
+    assert stats["planes"]["calls"] == {"parts": 2, "s3": 0}
     assert stats["read_ahead"]["budget_bytes"] == fs.config.read_ahead_budget == (1 << 20) * 3 // 4
-    assert "prefetch_parts" not in stats  # moved under read_ahead
+    assert "prefetch_parts" not in stats
+    assert "prefetch_blocks" not in stats
     assert stats["uploads"] == {"bytes_uploaded": 0, "completed": 0, "aborted": 0, "in_flight": {}}
+
+
+@pytest.mark.trio
+async def test_stats_json_shows_a_sequential_readers_window_in_parts(nursery: trio.Nursery) -> None:
+    backend = FakeBackend()
+    store = sequence_store(backend)
+    data = os.urandom(6 * PART)
+    backend.add_read_set(store, "NA1", {StoredFile.SOURCE1: data, StoredFile.INDEX: b"i"})
+    fs = make_fs(backend, nursery)
+    handle, _ = await fs.open(await resolve(fs, "sequence-stores/cohort/NA1.bam"), 0)
+    step = PART // 4
+    for offset in range(0, PART, step):
+        assert await fs.read(handle, offset, step) == data[offset : offset + step]
+    (window,) = json.loads(fs.stats_document())["read_ahead"]["windows"]
+    assert window["plane"] == "parts"
+    assert window["sequential"] is True
+    assert window["next_offset"] == PART
+    assert window["window_bytes"] % PART == 0
+    assert window["window_bytes"] >= PART
+    assert 0 < window["reserved_bytes"] <= window["window_bytes"]
+    fs.release(handle)
+    assert json.loads(fs.stats_document())["read_ahead"]["windows"] == []
 
 
 @pytest.mark.trio

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import os
 from dataclasses import replace
 
@@ -13,6 +14,7 @@ import trio
 
 from omicsfs.backend.errors import Changed
 from omicsfs.backend.models import FileType, S3Location, StoredFile
+from omicsfs.cli.stats import render
 from omicsfs.config import CacheConfig, DataPlane
 from omicsfs.fs.errors import to_errno
 from omicsfs.fs.filesystem import FileSystem
@@ -177,3 +179,42 @@ def test_listing_keys_map_only_without_guessing() -> None:
 
 def _prefix(store: str) -> S3Location:
     return S3Location(S3_BUCKET, f"{store}/")
+
+
+@pytest.mark.trio
+async def test_stats_show_each_open_files_window_and_each_planes_calls(nursery: trio.Nursery) -> None:
+    """stats.json (and ``omicsfs stats``) say, per open file, which plane it reads from, whether it
+    is sequential and how far ahead it fetches; per plane, bytes and data calls."""
+    backend, s3, fs = _setup(nursery)
+    handle, _ = await fs.open(await resolve(fs, "sequence-stores/cohort/big.bam"), 0)
+    for offset in range(0, 8 * BLOCK, 8192):  # in order: the window grows
+        assert await fs.read(handle, offset, 8192) == DATA[offset : offset + 8192]
+    windows = json.loads(fs.stats_document())["read_ahead"]["windows"]
+    assert len(windows) == 1
+    (window,) = windows
+    assert window["plane"] == "s3"
+    assert window["sequential"] is True
+    assert window["file"].endswith("read set 1000000002 source1")
+    assert window["next_offset"] == 8 * BLOCK
+    assert BLOCK <= window["window_bytes"] <= 16 * BLOCK
+    assert window["reserved_bytes"] > 0
+    other, _ = await fs.open(await resolve(fs, "sequence-stores/cohort/big.bam"), 0)
+    await fs.read(other, 18 * PART, 100)  # one read: no sign of order yet
+    first, second = json.loads(fs.stats_document())["read_ahead"]["windows"]
+    assert first == window  # the widest first
+    assert second["sequential"] is False
+    assert second["window_bytes"] == second["reserved_bytes"] == 0
+    assert second["next_offset"] == 18 * PART + 100
+    document = json.loads(fs.stats_document())
+    planes = document["planes"]
+    assert planes["calls"] == {"parts": 0, "s3": s3.calls["GetObject"]}
+    assert planes["calls"]["s3"] > 1
+    assert planes["bytes"]["s3"] == document["bytes_fetched"]
+    text = render(document)
+    assert f"planes: s3 {planes['bytes']['s3'] / (1 << 20):,.1f} MiB in {planes['calls']['s3']} calls" in text
+    assert f"  {window['file']} (s3): random, no read-ahead, at 1.1 MiB, 0.0 MiB reserved" in text
+    assert f"  {window['file']} (s3): sequential, window " in text
+    fs.release(handle)
+    fs.release(other)
+    assert json.loads(fs.stats_document())["read_ahead"]["windows"] == []
+    assert backend.calls["GetReadSet"] == 0

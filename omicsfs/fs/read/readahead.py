@@ -80,6 +80,11 @@ class StreamState:
         last = min(layout.total_parts, part + self.depth)
         return list(range(part + 1, last + 1))
 
+    def window_bytes(self, layout: FileLayout) -> int:
+        """Bytes the window asks for beyond the part being read (stats.json)."""
+        last = min(layout.total_parts, self.part + self.depth)
+        return sum(layout.part_length(part) for part in range(self.part + 1, last + 1))
+
 
 @dataclass
 class RangeStream:
@@ -120,6 +125,10 @@ class RangeStream:
         if step > 1 and end < blocks:
             end -= end % step
         return list(range(block + 1, end))
+
+    def window_bytes(self, block_size: int) -> int:
+        """Bytes the window asks for beyond the block being read (stats.json)."""
+        return self.window * block_size
 
 
 #: One unit of one file: (the file's cache key and plane, part or block number).
@@ -180,6 +189,10 @@ class ReadAheadBudget:
         if kept:
             self._held[stream] = kept
         return [part for part in window if (file, part) in kept]
+
+    def held_bytes(self, stream: int) -> int:
+        """Bytes charged to one stream's window (stats.json)."""
+        return sum(self._held.get(stream, {}).values())
 
     def release(self, stream: int) -> None:
         """The stream is closed: its parts still arriving stay charged until they have arrived."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from dataclasses import dataclass
 
 from omicsfs.backend.models import ReadSetSummary, Status, Summary
 from omicsfs.config import MountConfig
@@ -30,6 +31,19 @@ _HINTS: dict[str, str] = {
     Status.PROCESSING_UPLOAD: "the service is still processing the upload",
     Status.UPLOAD_FAILED: "the upload failed and the read set has no data",
 }
+
+
+@dataclass(frozen=True)
+class Window:
+    """One open file's read-ahead as ``stats.json`` shows it: which plane its misses go to,
+    whether it is being read in order, how far ahead it fetches and what the budget holds for it."""
+
+    file: str
+    plane: Plane
+    sequential: bool
+    next_offset: int
+    window_bytes: int
+    reserved_bytes: int
 
 
 class Reader:
@@ -109,6 +123,20 @@ class Reader:
         parts = stream.observe(offset, size, file.layout, config.max_depth, config.growth_bytes)
         for part in self.budget.grant(stream_id, (Plane.PARTS, file.key), parts, file.layout.part_length):
             self.cache.ensure_part(file, part, prefetch=True)
+
+    def window(
+        self, stream_id: int, stream: StreamState, ranges: RangeStream, file: CachedFile, label: str
+    ) -> Window:
+        if self.cache.planes.reads_s3(file):
+            plane, sequential = Plane.S3, ranges.window > 0
+            next_offset, window = ranges.next_offset, ranges.window_bytes(file.block_size)
+        else:
+            plane, sequential = Plane.PARTS, stream.depth > 0
+            next_offset, window = stream.next_offset, stream.window_bytes(file.layout)
+        return Window(
+            label, plane, sequential, max(next_offset, 0), window,
+            self.budget.held_bytes(stream_id),
+        )  # fmt: skip
 
     def closed(self, stream_id: int) -> None:
         self.budget.release(stream_id)
