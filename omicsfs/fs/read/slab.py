@@ -54,6 +54,7 @@ class Slab:
         self._free: list[Slot] = []
         self._regions: list[mmap.mmap] = []
         self._lock = threading.Lock()
+        self._growing = threading.Lock()
 
     @property
     def mapped_bytes(self) -> int:
@@ -65,20 +66,31 @@ class Slab:
 
     def take(self) -> Slot:
         """A slot to fill; safe to call from worker threads."""
-        with self._lock:
-            if not self._free:
-                region = mmap.mmap(
-                    -1, REGION_BYTES, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE
-                )
-                self._regions.append(region)
-                whole = memoryview(region)
-                self._free.extend(
-                    Slot(whole[start : start + self.block_size])
-                    for start in range(0, REGION_BYTES, self.block_size)
-                )
-            slot = self._free.pop()
+        slot = self._pop()
+        if slot is None:
+            with self._growing:  # one region at a time, or racing takers would each map one
+                slot = self._pop() or self._grow()
         slot.in_use, slot.evicted, slot.length, slot.pins = True, False, 0, 0
         return slot
+
+    def _pop(self) -> Slot | None:
+        with self._lock:
+            return self._free.pop() if self._free else None
+
+    def _grow(self) -> Slot:
+        """Maps and faults in one more region outside the free list's lock: populating 16 MiB of
+        memory the machine has not used lately takes milliseconds (benchmarks/fresh_memory.py),
+        and the trio thread frees slots under that lock, so holding it here stalled every
+        request."""
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE
+        region = mmap.mmap(-1, REGION_BYTES, flags=flags)
+        whole = memoryview(region)
+        size = self.block_size
+        slots = [Slot(whole[start : start + size]) for start in range(0, REGION_BYTES, size)]
+        with self._lock:
+            self._regions.append(region)
+            self._free.extend(slots[1:])
+        return slots[0]
 
     def free(self, slot: Slot) -> None:
         """The slot goes back to the free list at once; safe from any thread. The block cache
