@@ -114,7 +114,8 @@ class Attributes:
         kernel = self.config.kernel
         summary = await self.summary(node)
         files = self.catalog.known_files(summary)
-        if files is None and not placeholder and isinstance(summary, ReadSetSummary) and self.s3_listing:
+        if files is None and not placeholder and isinstance(summary, ReadSetSummary) and self._lists(node):
+            assert self.s3_listing is not None
             size = await self.s3_listing.size(summary, node.file)
             if size is not None:  # from the store's S3 listing: no metadata call
                 timeout = kernel.immutable_timeout
@@ -153,6 +154,19 @@ class Attributes:
             self.config.listing_ttl, attr_timeout=kernel.placeholder_attr_timeout,
         )
 
+    def _lists(self, node: ObjectFile) -> bool:
+        """Whether this stat takes its size from the store's S3 listing: when one is at hand, or
+        when the folder was just listed (``ls -l``, ``du``, ``find``: every sibling's stat is
+        coming). A lone stat or open of one path asks the metadata instead, which the open needs
+        anyway: walking a cohort store's listing first (thousands of keys, pages in series)
+        delayed the first byte of ``samtools view PATH`` by a call per page."""
+        if self.s3_listing is None:
+            return False
+        if self.s3_listing.listed(node.store_id):
+            return True
+        listed_at = self._listed_folders.get(StoreFolder(node.kind, node.store_id))
+        return listed_at is not None and trio.current_time() - listed_at <= self.config.listing_ttl
+
     async def _prefetch_siblings(self, node: ObjectFile) -> None:
         """``ls -l``: the first stat in a just-listed folder fetches every sibling's metadata
         concurrently (paced by the backend's token bucket), not one per stat call."""
@@ -161,7 +175,13 @@ class Attributes:
         if listed_at is None or trio.current_time() - listed_at > self.config.listing_ttl:
             return
         listing = await self.tree.folder(node.kind, node.store_id)
-        siblings = [s for s in listing.objects.values() if s.id != node.object_id]
+        # Siblings whose sizes the S3 listing gave need no metadata: one paired FASTQ among a
+        # thousand BAMs made ``ls -l`` fetch the metadata of all thousand.
+        s3_listing = self.s3_listing
+        siblings = [
+            s for s in listing.objects.values()
+            if s.id != node.object_id and not (s3_listing is not None and s3_listing.maps(s))
+        ]  # fmt: skip
         if siblings:
             self.tasks.start(self.catalog.prefetch_files, siblings)
 

@@ -29,6 +29,7 @@ from omicsfs.backend.models import (
     Status,
     StoredFile,
     StoreKind,
+    Summary,
 )
 from omicsfs.fs.catalog import Catalog
 from omicsfs.fs.singleflight import SingleFlight
@@ -77,14 +78,29 @@ class S3Listing:
         self._sizes: dict[str, tuple[float, Sizes | None]] = {}
         self._flights: SingleFlight[str, Sizes | None] = SingleFlight()
 
+    def _fresh(self, store_id: str) -> tuple[bool, Sizes | None]:
+        """Whether a listing of the store younger than the listing TTL is at hand, and its sizes."""
+        cached = self._sizes.get(store_id)
+        if cached is not None and trio.current_time() - cached[0] < self.listing_ttl:
+            return True, cached[1]
+        return False, None
+
+    def listed(self, store_id: str) -> bool:
+        """A fresh listing of the store is at hand (asking it for sizes costs no call)."""
+        return self._fresh(store_id)[0]
+
+    def maps(self, summary: Summary) -> bool:
+        """The fresh listing gave this read set's sizes: its metadata is not needed for ``ls -l``.
+        ``map_sizes`` maps all of a read set's files or none, so one entry is enough."""
+        _, sizes = self._fresh(summary.store_id)
+        return sizes is not None and any((summary.id, file) in sizes for file in StoredFile)
+
     async def size(self, summary: ReadSetSummary, file: str) -> int | None:
         """The file's size from the store's S3 listing, or None (then metadata decides)."""
         if self.s3 is None or summary.status != Status.ACTIVE:
             return None
-        cached = self._sizes.get(summary.store_id)
-        if cached is not None and trio.current_time() - cached[0] < self.listing_ttl:
-            sizes = cached[1]
-        else:
+        fresh, sizes = self._fresh(summary.store_id)
+        if not fresh:
             sizes = await self._flights.run(summary.store_id, lambda: self._walk(summary.store_id))
         return None if sizes is None else sizes.get((summary.id, file))
 

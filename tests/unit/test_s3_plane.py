@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 import trio
+import trio.testing
 
 from omicsfs.backend.errors import Changed
 from omicsfs.backend.models import FileType, S3Location, StoredFile
@@ -163,7 +164,30 @@ async def test_ls_l_sizes_come_from_the_s3_listing(nursery: trio.Nursery) -> Non
     assert sizes["pair_1.fastq.gz"] == 10  # a pair's files are not guessed: from the metadata
     assert sizes["pair_2.fastq.gz"] == 20
     assert s3.calls["ListObjectsV2"] == 1
-    assert backend.calls["GetReadSetMetadata"] == 1  # only the pair's
+    await trio.testing.wait_all_tasks_blocked()  # whatever the stats started in the background too
+    assert backend.calls["GetReadSetMetadata"] == 1  # only the pair's, not its mapped siblings'
+
+
+@pytest.mark.trio
+async def test_a_lone_stat_and_open_ask_the_metadata_not_the_whole_store_listing(
+    nursery: trio.Nursery,
+) -> None:
+    """``samtools view PATH`` stats and opens one file: the open needs its metadata anyway, so
+    walking the store's S3 listing first only added calls before the first byte."""
+    backend, s3, fs = _setup(nursery)
+    store = next(iter(backend.stores[next(iter(backend.stores))]))
+    backend.add_read_set(store, "other", {StoredFile.SOURCE1: b"x" * 5, StoredFile.INDEX: b"i"})
+    path = "sequence-stores/cohort/big.bam"
+    assert (await fs.getattr(await resolve(fs, path))).size == len(DATA)
+    assert await read_once(fs, path, 0, 100) == DATA[:100]
+    assert s3.calls["ListObjectsV2"] == 0
+    assert backend.calls["GetReadSetMetadata"] == 1
+    assert backend.calls["GetSequenceStore"] == 0  # only the listing needs the store's S3 prefix
+    await listing(fs, "sequence-stores/cohort")  # now ls -l: the listing is worth its calls
+    other = await fs.getattr(await resolve(fs, "sequence-stores/cohort/other.bam"))
+    assert other.size == 5
+    assert s3.calls["ListObjectsV2"] == 1
+    assert backend.calls["GetReadSetMetadata"] == 1  # other.bam's size came from the listing
 
 
 def test_listing_keys_map_only_without_guessing() -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from omicsfs.fs.read import slab as slab_module
 from omicsfs.fs.read.slab import REGION_BYTES, Slab, Slot
 
 BLOCK = 1 << 20
@@ -54,7 +53,7 @@ def test_freeing_and_taking_go_on_while_another_thread_faults_in_a_region(
         assert release.wait(30)
         return real_mmap(*args, **kwargs)
 
-    monkeypatch.setattr(slab_module.mmap, "mmap", slow_mmap)
+    monkeypatch.setattr(mmap, "mmap", slow_mmap)  # the slab calls mmap.mmap at growth
     grown: list[Slot] = []
     grower = threading.Thread(target=lambda: grown.append(slab.take()))
     grower.start()
