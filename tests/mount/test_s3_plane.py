@@ -257,6 +257,8 @@ def test_ls_l_sizes_come_from_the_listing_and_equal_the_metadata(
         upload_file(
             omics, store["id"], {"SOURCE1": fastq_gz(5 + index, seed=index)}, "FASTQ", name=f"r{index}"
         )
+    pair = {"SOURCE1": fastq_gz(7, seed=40), "SOURCE2": fastq_gz(9, seed=41)}
+    upload_file(omics, store["id"], pair, "FASTQ", name="pair")  # which object is SOURCE1? not guessed
     private_service.drain()
     mounted = Mounted(tmp_path / "mnt", private_service.url, "--s3-endpoint-url", private_service.s3_url)
     try:
@@ -264,14 +266,22 @@ def test_ls_l_sizes_come_from_the_listing_and_equal_the_metadata(
         listing = subprocess.run(["ls", "-l", str(mounted.path / "sequence-stores" / "listed")],
                                  check=True, capture_output=True, text=True).stdout  # fmt: skip
         requests = private_service.requests()
-        assert requests.get("GetReadSetMetadata", 0) == 0
+        assert requests.get("GetReadSetMetadata", 0) == 1  # the pair's only
         assert requests["ListObjectsV2"] >= 1
         sizes = {
             line.split()[-1]: int(line.split()[4]) for line in listing.splitlines() if ".fastq.gz" in line
         }
+        assert len(sizes) == 14
         for page in omics.get_paginator("list_read_sets").paginate(sequenceStoreId=store["id"]):
             for item in page["readSets"]:
                 meta = omics.get_read_set_metadata(sequenceStoreId=store["id"], id=item["id"])
-                assert sizes[f"{item['name']}.fastq.gz"] == meta["files"]["source1"]["contentLength"]
+                if item["name"] == "pair":
+                    assert sizes["pair_1.fastq.gz"] == meta["files"]["source1"]["contentLength"]
+                    assert sizes["pair_2.fastq.gz"] == meta["files"]["source2"]["contentLength"]
+                else:
+                    assert sizes[f"{item['name']}.fastq.gz"] == meta["files"]["source1"]["contentLength"]
+        # The stats saw no metadata call for the twelve mapped read sets, in the background either.
+        daemon_calls = json.loads(omicsfs("stats", str(mounted.path), "--json").stdout)["api_calls"]
+        assert daemon_calls["GetReadSetMetadata"] == 1
     finally:
         assert mounted.stop() == 0
