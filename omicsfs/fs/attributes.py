@@ -114,9 +114,9 @@ class Attributes:
         kernel = self.config.kernel
         summary = await self.summary(node)
         files = self.catalog.known_files(summary)
-        if files is None and not placeholder and isinstance(summary, ReadSetSummary) and self._lists(node):
-            assert self.s3_listing is not None
-            size = await self.s3_listing.size(summary, node.file)
+        s3_listing = self.s3_listing if self._lists(node) else None
+        if files is None and not placeholder and isinstance(summary, ReadSetSummary) and s3_listing:
+            size = await s3_listing.size(summary, node.file)
             if size is not None:  # from the store's S3 listing: no metadata call
                 timeout = kernel.immutable_timeout
                 return self.owner.attr(ino, stat.S_IFREG | 0o444, size, summary.creation_time, timeout)
