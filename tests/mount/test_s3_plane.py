@@ -257,7 +257,7 @@ def test_ls_l_sizes_come_from_the_listing_and_equal_the_metadata(
         upload_file(
             omics, store["id"], {"SOURCE1": fastq_gz(5 + index, seed=index)}, "FASTQ", name=f"r{index}"
         )
-    pair = {"SOURCE1": fastq_gz(7, seed=40), "SOURCE2": fastq_gz(9, seed=41)}
+    pair: dict[str, Path | bytes] = {"SOURCE1": fastq_gz(7, seed=40), "SOURCE2": fastq_gz(9, seed=41)}
     upload_file(omics, store["id"], pair, "FASTQ", name="pair")  # which object is SOURCE1? not guessed
     private_service.drain()
     mounted = Mounted(tmp_path / "mnt", private_service.url, "--s3-endpoint-url", private_service.s3_url)
