@@ -164,15 +164,17 @@ class Attributes:
             return False
         if self.s3_listing.listed(node.store_id):
             return True
-        listed_at = self._listed_folders.get(StoreFolder(node.kind, node.store_id))
+        return self._just_listed(self._listed_folders.get(StoreFolder(node.kind, node.store_id)))
+
+    def _just_listed(self, listed_at: float | None) -> bool:
+        """The folder's opendir (at ``listed_at``) is within the listing TTL."""
         return listed_at is not None and trio.current_time() - listed_at <= self.config.listing_ttl
 
     async def _prefetch_siblings(self, node: ObjectFile) -> None:
         """``ls -l``: the first stat in a just-listed folder fetches every sibling's metadata
         concurrently (paced by the backend's token bucket), not one per stat call."""
         folder = StoreFolder(node.kind, node.store_id)
-        listed_at = self._listed_folders.pop(folder, None)
-        if listed_at is None or trio.current_time() - listed_at > self.config.listing_ttl:
+        if not self._just_listed(self._listed_folders.pop(folder, None)):
             return
         listing = await self.tree.folder(node.kind, node.store_id)
         # Siblings whose sizes the S3 listing gave need no metadata: one paired FASTQ among a

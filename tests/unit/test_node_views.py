@@ -18,6 +18,7 @@ from omicsfs.backend.models import (
     StoreKind,
     StoreSummary,
 )
+from omicsfs.fs.filesystem import FileSystem
 from omicsfs.fs.nodes import (
     ById,
     ControlFolder,
@@ -140,13 +141,17 @@ def test_stores_and_jobs_show_their_ids_status_and_times() -> None:
 # -- stats.json -----------------------------------------------------------------------------------
 
 
+def _one_bam(nursery: trio.Nursery, parts: int) -> tuple[FileSystem, bytes]:
+    """A filesystem whose one store holds NA1.bam of ``parts`` random parts, and that data."""
+    backend = FakeBackend()
+    data = os.urandom(parts * PART)
+    backend.add_read_set(sequence_store(backend), "NA1", {StoredFile.SOURCE1: data, StoredFile.INDEX: b"i"})
+    return make_fs(backend, nursery), data
+
+
 @pytest.mark.trio
 async def test_stats_json_counts_calls_and_shows_the_caches(nursery: trio.Nursery) -> None:
-    backend = FakeBackend()
-    store = sequence_store(backend)
-    data = os.urandom(2 * PART)
-    backend.add_read_set(store, "NA1", {StoredFile.SOURCE1: data, StoredFile.INDEX: b"i"})
-    fs = make_fs(backend, nursery)
+    fs, data = _one_bam(nursery, parts=2)
     assert await read_file(fs, "sequence-stores/cohort/NA1.bam") == data
     stats = json.loads(await read_file(fs, ".omicsfs/stats.json"))
     assert stats["api_calls"]["GetReadSet"] == 2
@@ -167,11 +172,7 @@ async def test_stats_json_counts_calls_and_shows_the_caches(nursery: trio.Nurser
 
 @pytest.mark.trio
 async def test_stats_json_shows_a_sequential_readers_window_in_parts(nursery: trio.Nursery) -> None:
-    backend = FakeBackend()
-    store = sequence_store(backend)
-    data = os.urandom(6 * PART)
-    backend.add_read_set(store, "NA1", {StoredFile.SOURCE1: data, StoredFile.INDEX: b"i"})
-    fs = make_fs(backend, nursery)
+    fs, data = _one_bam(nursery, parts=6)
     handle, _ = await fs.open(await resolve(fs, "sequence-stores/cohort/NA1.bam"), 0)
     step = PART // 4
     for offset in range(0, PART, step):

@@ -44,6 +44,11 @@ def _setup(
     return backend, s3, make_fs(backend, nursery, replace(CONFIG, data_plane=plane), s3=s3)
 
 
+def _store_id(backend: FakeBackend) -> str:
+    """The one sequence store ``_setup`` made."""
+    return next(iter(backend.stores[next(iter(backend.stores))]))
+
+
 @pytest.mark.trio
 async def test_a_random_read_fetches_one_block_with_a_ranged_get(nursery: trio.Nursery) -> None:
     backend, s3, fs = _setup(nursery)
@@ -147,7 +152,7 @@ async def test_an_object_that_changes_is_never_stitched(nursery: trio.Nursery) -
 @pytest.mark.trio
 async def test_ls_l_sizes_come_from_the_s3_listing(nursery: trio.Nursery) -> None:
     backend, s3, fs = _setup(nursery)
-    store = next(iter(backend.stores[next(iter(backend.stores))]))
+    store = _store_id(backend)
     backend.add_read_set(store, "reads", {StoredFile.SOURCE1: b"@r\nA\n+\nI\n"}, file_type=FileType.FASTQ)
     backend.add_read_set(
         store,
@@ -175,7 +180,7 @@ async def test_a_lone_stat_and_open_ask_the_metadata_not_the_whole_store_listing
     """``samtools view PATH`` stats and opens one file: the open needs its metadata anyway, so
     walking the store's S3 listing first only added calls before the first byte."""
     backend, s3, fs = _setup(nursery)
-    store = next(iter(backend.stores[next(iter(backend.stores))]))
+    store = _store_id(backend)
     backend.add_read_set(store, "other", {StoredFile.SOURCE1: b"x" * 5, StoredFile.INDEX: b"i"})
     path = "sequence-stores/cohort/big.bam"
     assert (await fs.getattr(await resolve(fs, path))).size == len(DATA)

@@ -77,13 +77,15 @@ class StreamState:
         elif self.depth and near and self.since_growth >= min(growth, layout.part_size // 4):
             self.depth = min(self.depth * 2, max_depth)
             self.since_growth = 0
-        last = min(layout.total_parts, part + self.depth)
-        return list(range(part + 1, last + 1))
+        return list(self._ahead(layout))
+
+    def _ahead(self, layout: FileLayout) -> range:
+        """The parts of the window: those after the one being read, up to ``depth`` of them."""
+        return range(self.part + 1, min(layout.total_parts, self.part + self.depth) + 1)
 
     def window_bytes(self, layout: FileLayout) -> int:
         """Bytes the window asks for beyond the part being read (stats.json)."""
-        last = min(layout.total_parts, self.part + self.depth)
-        return sum(layout.part_length(part) for part in range(self.part + 1, last + 1))
+        return sum(layout.part_length(part) for part in self._ahead(layout))
 
 
 @dataclass
